@@ -1,0 +1,32 @@
+# fgnet-workspace: `make demo` runs the main job, `make test` the test suite. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast bench clean-venv
+
+setup: $(STAMP)
+
+# torch is installed first on its own: the pinned CPU wheel installs offline and keeps pip from
+# resolving a multi-GB CUDA build for the unpinned dependents.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/fgnet bench --presets tiny official --repeats 1
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(VENV)/bin/fgnet bench
+
+clean-venv:
+	rm -rf $(VENV)

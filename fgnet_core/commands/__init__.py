@@ -1,0 +1,1 @@
+"""Sub-commands of the `fgnet` command line; each module defines `register(subparsers)`."""

@@ -1,0 +1,157 @@
+"""Reader of the raw DISFA layout: left-camera videos and per-AU intensity files.
+
+    RAW/Videos_LeftCamera/LeftVideoSN001_comp.avi     one video per subject
+    RAW/ActionUnit_Labels/SN001/SN001_au{N}.txt       lines 'frame,intensity', frames 1-based, intensity 0-5
+
+Frame n of the label files is video frame n - 1 (0-based) and is named `disfa_frame_name(n)` ('00001' for the
+first frame), as in the official label files. Occurrence is intensity >= 2 (the convention of FG-Net and the
+works it compares with); intensities are kept too. A frame is used when every AU FG-Net uses has a line for
+it and the video has that frame; other frames are counted, not fatal. A malformed line or a missing AU file
+is an error naming the file.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from fgnet_core.data.au_tables import DATASET_AUS, au_columns
+from fgnet_core.data.folds import disfa_rel
+
+__all__ = [
+    "OCCURRENCE_THRESHOLD", "MAX_INTENSITY", "intensity_columns", "video_files", "label_folders",
+    "read_intensity_file", "video_frame_count", "scan_disfa",
+]
+
+OCCURRENCE_THRESHOLD = 2
+MAX_INTENSITY = 5
+_VIDEO = re.compile(r"^LeftVideo(SN\d+)_comp\.avi$", re.IGNORECASE)
+_SUBJECT = re.compile(r"^SN\d+$")
+
+
+def intensity_columns() -> list[str]:
+    """Column names of the intensity values in `scan_disfa` frames: 'au1_intensity', ..."""
+    return [f"{c}_intensity" for c in au_columns("DISFA")]
+
+
+def video_files(raw_dir: str | Path) -> dict[str, Path]:
+    """Subject -> left-camera video."""
+    folder = Path(raw_dir) / "Videos_LeftCamera"
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for path in sorted(folder.iterdir()):
+        match = _VIDEO.match(path.name)
+        if match:
+            found[match.group(1).upper()] = path
+    return found
+
+
+def label_folders(raw_dir: str | Path) -> dict[str, Path]:
+    """Subject -> folder of its per-AU label files."""
+    folder = Path(raw_dir) / "ActionUnit_Labels"
+    if not folder.is_dir():
+        return {}
+    return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and _SUBJECT.match(p.name)}
+
+
+def read_intensity_file(path: str | Path) -> dict[int, int]:
+    """1-based frame -> intensity 0-5 of one `SNxxx_au{N}.txt` file."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read DISFA label file ({exc})") from exc
+    values: dict[int, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        try:
+            frame, intensity = (int(f) for f in fields)
+        except ValueError:
+            raise ValueError(f"{path}: line {number} is {line!r}; expected 'frame,intensity'") from None
+        if frame < 1:
+            raise ValueError(f"{path}: line {number} has frame {frame}; DISFA frames are 1-based")
+        if not 0 <= intensity <= MAX_INTENSITY:
+            raise ValueError(f"{path}: line {number} has intensity {intensity}; expected 0-{MAX_INTENSITY}")
+        if frame in values:
+            raise ValueError(f"{path}: frame {frame} appears twice (line {number})")
+        values[frame] = intensity
+    return values
+
+
+def video_frame_count(path: str | Path) -> int:
+    """Number of frames of a video (container count, or decoded count when the container has none)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"{path}: cannot open video")
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if count <= 0:
+            count = 0
+            while capture.grab():
+                count += 1
+        return count
+    finally:
+        capture.release()
+
+
+def _subject_labels(folder: Path, subject: str) -> tuple[dict[int, list[int]], set[int]]:
+    """Frame -> intensities of the FG-Net AUs (frames coded for all of them), and the frames coded for some."""
+    per_au = []
+    for au in DATASET_AUS["DISFA"]:
+        path = folder / f"{subject}_au{au}.txt"
+        if not path.is_file():
+            raise ValueError(f"{path}: DISFA label file for AU {au} not found")
+        per_au.append(read_intensity_file(path))
+    complete = set.intersection(*(set(v) for v in per_au))
+    incomplete = set.union(*(set(v) for v in per_au)) - complete
+    return {n: [v[n] for v in per_au] for n in sorted(complete)}, incomplete
+
+
+def scan_disfa(raw_dir: str | Path, subjects=None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Labelled frames of a raw DISFA tree and the counts of what was found and dropped.
+
+    Returns (frames, counts). `frames` has one row per usable frame, sorted by `rel`, with columns `subject`,
+    `rel` (e.g. 'SN001/00001'), `source` (the video), `frame` (0-based video index), the AU occurrence
+    columns and the `intensity_columns()`. `counts` holds videos, frames_found, label_rows,
+    incomplete_labels, missing_frames, unlabelled_frames and labelled.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise FileNotFoundError(f"{raw_dir}: raw DISFA folder not found")
+    wanted = None if subjects is None else set(subjects)
+    videos = {k: v for k, v in video_files(raw_dir).items() if wanted is None or k in wanted}
+    folders = {k: v for k, v in label_folders(raw_dir).items() if wanted is None or k in wanted}
+    counts = dict.fromkeys(
+        ("videos", "frames_found", "label_rows", "incomplete_labels", "missing_frames", "unlabelled_frames",
+         "labelled"), 0,
+    )
+    rows = []
+    for subject in sorted(set(videos) | set(folders)):
+        n_frames = video_frame_count(videos[subject]) if subject in videos else 0
+        counts["videos"] += subject in videos
+        counts["frames_found"] += n_frames
+        if subject not in folders:
+            counts["unlabelled_frames"] += n_frames
+            continue
+        labels, incomplete = _subject_labels(folders[subject], subject)
+        counts["label_rows"] += len(labels) + len(incomplete)
+        counts["incomplete_labels"] += len(incomplete)
+        usable = [n for n in labels if n <= n_frames]
+        counts["missing_frames"] += len(labels) - len(usable)
+        with_lines = sum(1 for n in (*labels, *incomplete) if n <= n_frames)
+        counts["unlabelled_frames"] += n_frames - with_lines
+        for n in usable:
+            intensities = labels[n]
+            occurrence = [int(v >= OCCURRENCE_THRESHOLD) for v in intensities]
+            rows.append((subject, disfa_rel(subject, n), str(videos[subject]), n - 1, *occurrence, *intensities))
+    columns = ["subject", "rel", "source", "frame", *au_columns("DISFA"), *intensity_columns()]
+    table = pd.DataFrame(rows, columns=columns)
+    table = table.sort_values("rel", kind="stable").reset_index(drop=True)
+    counts["labelled"] = len(table)
+    return table, counts

@@ -1,0 +1,1 @@
+"""The reproducible pipeline: params.yaml -> stages (prepare, train, evaluate, report) called from notebooks."""

@@ -1,0 +1,114 @@
+"""params.yaml: loading, validation and the derived paths every pipeline stage shares.
+
+The one home for the pipeline's folder layout: raw corpora under `data/`, aligned corpora and runs
+under `work/`, metrics, curves, figures and executed notebooks under `reports/`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from fgnet_core.data.au_tables import canonical_dataset
+from fgnet_core.paths import REPO_ROOT
+from fgnet_core.presets import PRESETS
+from fgnet_core.training.recipe import TrainRecipe, resolve_recipe
+
+PROTOCOLS = ("faithful", "clean")  # select the epoch on the test fold (official) / on held-out subjects
+TOP_LEVEL = {"corpus", "preset", "seed", "datasets", "folds", "protocols", "paths", "prepare", "train",
+             "evaluation", "efficiency", "runtime"}
+
+
+class ParamsError(ValueError):
+    """params.yaml or a notebook parameter is wrong; the message names the key."""
+
+
+def load_params(path: str | Path | None = None) -> dict:
+    """Read and validate params.yaml (default: the repository's)."""
+    path = Path(path) if path else REPO_ROOT / "params.yaml"
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: parameters file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameters")
+    unknown = sorted(set(params) - TOP_LEVEL)
+    if unknown:
+        raise ParamsError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; known: {', '.join(sorted(TOP_LEVEL))}")
+    if params.get("corpus") not in params.get("paths", {}).get("raw", {}):
+        raise ParamsError(f"{path}: corpus {params.get('corpus')!r} has no entry in paths.raw")
+    if params.get("preset") not in PRESETS:
+        raise ParamsError(f"{path}: preset {params.get('preset')!r} is not one of {', '.join(PRESETS)}")
+    for proto in params.get("protocols", []):
+        if proto not in PROTOCOLS:
+            raise ParamsError(f"{path}: protocol {proto!r} is not one of {', '.join(PROTOCOLS)}")
+    for ds in params.get("datasets", []):
+        canonical_dataset(ds)
+    return params
+
+
+def check_notebook_parameters(given: dict, defaults: dict) -> None:
+    """papermill only warns about unknown names; a typo must stop the run instead."""
+    unknown = sorted(k for k in given if k not in defaults)
+    if unknown:
+        raise ParamsError(f"unknown notebook parameter(s) {', '.join(unknown)}; expected {', '.join(sorted(defaults))}")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage reads and writes, relative to the repository root."""
+
+    root: Path
+    params: dict
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / self.params["paths"]["raw"][self.params["corpus"]]
+
+    @property
+    def aligned_dir(self) -> Path:
+        return self.root / "work" / "aligned"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "work" / "runs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.reports_dir / "metrics"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.reports_dir / "figures"
+
+    @property
+    def curves_dir(self) -> Path:
+        return self.reports_dir / "curves"
+
+    def run_name(self, dataset: str, fold: int, protocol: str) -> str:
+        return f"{canonical_dataset(dataset).lower()}_{int(fold)}_{protocol}"
+
+    def run_dir(self, dataset: str, fold: int, protocol: str) -> Path:
+        return self.runs_dir / self.run_name(dataset, fold, protocol)
+
+    def run_metrics(self, dataset: str, fold: int, protocol: str) -> Path:
+        return self.metrics_dir / "runs" / f"{self.run_name(dataset, fold, protocol)}.json"
+
+    def checkpoint(self, key: str) -> Path:
+        """Official weights named in params.yaml paths.checkpoints (stylegan, encoder)."""
+        return self.root / self.params["paths"]["checkpoints"][key]
+
+
+def layout(params: dict | None = None, root: Path | None = None) -> Layout:
+    return Layout(Path(root) if root else REPO_ROOT, params if params is not None else load_params())
+
+
+def recipe_for(params: dict) -> TrainRecipe:
+    return resolve_recipe(params["train"], params["preset"], seed=params.get("seed"))

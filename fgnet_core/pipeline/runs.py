@@ -1,0 +1,115 @@
+"""One training run of the pipeline (dataset x fold x protocol, optionally on a subset) and its metrics."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from fgnet_core import checkpoints
+from fgnet_core.data.au_tables import canonical_dataset, dataset_aus, n_aus
+from fgnet_core.data.dataset import AUDataset
+from fgnet_core.data.folds import sample_training_rows
+from fgnet_core.data.labels import label_csv_path, read_label_csv
+from fgnet_core.evaluation.metrics import dataset_f1
+from fgnet_core.evaluation.predict_set import predict_dataset
+from fgnet_core.models.fgnet import FGNet
+from fgnet_core.pipeline.config import PROTOCOLS, Layout, recipe_for
+from fgnet_core.training.loop import train
+
+SPLITS_OF = {"faithful": ("train", "test"), "clean": ("train_sub", "val")}  # (train on, select on)
+
+
+@dataclass
+class RunOutput:
+    name: str
+    metrics: dict
+    run_dir: Path
+
+
+def build_model(params: dict, lay: Layout) -> FGNet:
+    """The preset's model, seeded; the official preset starts from the pretrained StyleGAN2 and pSp files."""
+    recipe = recipe_for(params)
+    torch.manual_seed(recipe.seed)
+    net = FGNet(params["preset"], heatmap_size=recipe.heatmap_size, dropout=recipe.dropout)
+    if params["preset"] == "official":
+        generator = checkpoints.load_stylegan2(lay.checkpoint("stylegan"))
+        checkpoints.load_state_strict(net.generator, generator.state_dict(), lay.checkpoint("stylegan"), "g_ema")
+        encoder = checkpoints.load_psp_encoder(lay.checkpoint("encoder"))
+        checkpoints.load_state_strict(net.encoder, encoder.state_dict(), lay.checkpoint("encoder"), "encoder")
+    net.interpreter.init_weights()
+    return net
+
+
+def labelled_set(lay: Layout, params: dict, dataset: str, fold: int, split: str, heatmaps: bool,
+                 table: pd.DataFrame | None = None) -> AUDataset:
+    recipe = recipe_for(params)
+    source = table if table is not None else label_csv_path(lay.aligned_dir, dataset, fold, split)
+    return AUDataset(source, lay.aligned_dir, dataset, with_heatmaps=heatmaps, heatmap_size=recipe.heatmap_size,
+                     sigma=recipe.sigma, augment=heatmaps and recipe.augment, seed=recipe.seed)
+
+
+def flat_f1(scores: dict, prefix: str = "f1") -> dict:
+    """{'AU01': x, 'avg': y} -> {'f1_AU01': x, 'f1_avg': y}: flat keys for `dvc metrics show`."""
+    return {f"{prefix}_{k}": round(float(v), 4) for k, v in scores.items()}
+
+
+def write_json(path: Path, obj: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, *, size: int | None = None,
+              log=print, progress=None, device: str = "cpu") -> RunOutput:
+    """Train one model and score its selected epoch on the fold's test subjects."""
+    dataset = canonical_dataset(dataset)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    recipe = recipe_for(params)
+    train_split, select_split = SPLITS_OF[protocol]
+    name = lay.run_name(dataset, fold, protocol) + (f"_n{size}" if size else "")
+    run_dir = lay.runs_dir / name
+    table = None
+    if size:
+        full = read_label_csv(label_csv_path(lay.aligned_dir, dataset, fold, train_split), dataset)
+        table = sample_training_rows(full, min(size, len(full)), seed=recipe.seed)
+    train_set = labelled_set(lay, params, dataset, fold, train_split, True, table)
+    selection = labelled_set(lay, params, dataset, fold, select_split, False)
+    test_set = selection if select_split == "test" else labelled_set(lay, params, dataset, fold, "test", False)
+    eval_sets = {} if select_split == "test" else {"test": test_set}
+    log(f"{name}: {len(train_set)} training frames, selecting on {select_split} ({len(selection)} frames), "
+        f"preset {params['preset']}, {recipe.epochs} epochs x <= {recipe.iterations} iterations")
+    model = build_model(params, lay)
+    result = train(model, train_set, recipe, run_dir, dataset, selection_set=selection, eval_sets=eval_sets,
+                   device=device, log=log, progress=progress,
+                   run_params={"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
+    best, _ = checkpoints.load_training_checkpoint(result.best_path)
+    preds = predict_dataset(best.to(device), test_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
+    k = n_aus(dataset)
+    test_scores = dataset_f1(preds.labels, preds.predictions[:, :k], dataset)
+    frame = pd.DataFrame({"image_path": preds.paths})
+    for i, au in enumerate(dataset_aus(dataset)):
+        frame[f"{au.label}_true"] = preds.labels[:, i]
+        frame[f"{au.label}_score"] = preds.scores[:, i].round(5)
+    frame.to_csv(run_dir / "test_predictions.csv", index=False)
+    metrics = {"dataset": dataset, "fold": int(fold), "protocol": protocol, "train_frames": len(train_set),
+               "test_frames": len(test_set), "best_epoch": result.best_epoch,
+               "selection_f1": round(result.best_selection_f1, 4), **flat_f1(test_scores)}
+    return RunOutput(name, metrics, run_dir)
+
+
+def publish_run(out: RunOutput, lay: Layout, metrics_path: Path | None = None) -> Path:
+    """Write the run's metrics JSON and copy its curves where DVC reads them."""
+    metrics_path = metrics_path or lay.metrics_dir / "runs" / f"{out.name}.json"
+    write_json(metrics_path, out.metrics)
+    history = out.run_dir / "history.csv"
+    if history.exists():
+        lay.curves_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(history, lay.curves_dir / f"{out.name}.csv")
+    return metrics_path

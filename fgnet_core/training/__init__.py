@@ -1,0 +1,1 @@
+"""Training: the official FG-Net recipe as a resumable library loop."""
