@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The main job: restore the embedded demo corpus from the in-repo DVC remote, then reproduce every stage.
 demo: setup
-	$(VENV)/bin/fgnet bench --presets tiny official --repeats 1
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc pull --quiet data.dvc
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
 
 test: setup
 	$(PY) -m pytest -q

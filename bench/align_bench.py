@@ -57,20 +57,24 @@ def _align(image: np.ndarray) -> int:
     return 1
 
 
-def rate(images: list[np.ndarray], workers: int, **kwargs) -> float:
-    """Aligned images per second over `images`, models already loaded (startup excluded)."""
+def rate(images: list[np.ndarray], workers: int, **kwargs) -> tuple[float, float | None]:
+    """(aligned images per second, CPU ms per image or None) over `images`, models loaded beforehand.
+
+    CPU time (single process only) is the figure to compare when other jobs share the machine.
+    """
     if workers == 1:
         aligner = FaceAligner(**kwargs)
         aligner.align(images[0])  # warm-up
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for image in images:
             aligner.align(image)
-        return len(images) / (time.perf_counter() - start)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return len(images) / wall, 1e3 * cpu / len(images)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init, initargs=(kwargs,)) as pool:
         list(pool.map(_align, images[:workers]))  # warm-up: every worker has loaded its models
         start = time.perf_counter()
         list(pool.map(_align, images))
-        return len(images) / (time.perf_counter() - start)
+        return len(images) / (time.perf_counter() - start), None
 
 
 def fidelity(images: dict[str, np.ndarray]) -> None:
@@ -124,6 +128,13 @@ def measure_on_folder(folder, ground_truth=None, **aligner_kwargs) -> dict:
     }
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=24, help="images per measurement (cycled over the photos)")
@@ -139,14 +150,17 @@ def main() -> int:
     configs = [("fast (transform_size=None)", {})]
     if not args.skip_recipe:
         configs.append(("recipe (transform_size=4096)", {"transform_size": 4096}))
+    print(f"detect + align + detect again, {len(images)} images (load average {_load()}):")
     for name, kwargs in configs:
         for workers in (1, 2):
-            print(f"  {name:30s} {workers} worker(s): {rate(images, workers, **kwargs):5.2f} images/s "
-                  f"(detect + align + detect again, {len(images)} images)")
+            per_s, cpu_ms = rate(images, workers, **kwargs)
+            cpu = f", {cpu_ms:.0f} CPU ms/image" if cpu_ms is not None else ""
+            print(f"  {name:30s} {workers} worker(s): {per_s:5.2f} images/s{cpu}")
     big = [photos["hopper 1040x1392 (BP4D-like)"]] * max(4, args.n // 4)
-    print("BP4D-like frames only, 1 worker:")
-    print(f"  fast: {rate(big, 1):.2f} images/s; fast + detect_max_side=640: "
-          f"{rate(big, 1, detect_max_side=640):.2f} images/s")
+    print("BP4D-like frames only, fast path, 1 worker:")
+    for label, kwargs in (("full-frame detection", {}), ("detect_max_side=640", {"detect_max_side": 640})):
+        per_s, cpu_ms = rate(big, 1, **kwargs)
+        print(f"  {label:22s} {per_s:5.2f} images/s, {cpu_ms:.0f} CPU ms/image")
     return 0
 
 

@@ -64,10 +64,14 @@ def _time(fn, device: str, warmup: int, repeats: int) -> float:
 
 
 def run_one(preset: str, device: str, mode: str, batch: int, warmup: int = 1, repeats: int = 2,
-            roundtrip: bool = False, threads: int | None = None) -> BenchResult:
+            roundtrip: bool = False, threads: int | None = None, modconv: str | None = None,
+            amp: bool = False) -> BenchResult:
+    """Time one configuration. `modconv` overrides the preset's modulated-conv mode; `amp` runs bf16 autocast."""
     if threads:
         torch.set_num_threads(threads)
     net = build_model(preset, roundtrip=roundtrip).to(device)
+    if modconv:
+        net.generator.set_modconv_mode(modconv)
     size = net.preset.input_size
     images = torch.rand(batch, 3, size, size, device=device) * 2 - 1  # [B, 3, 256, 256]
     if device == "cuda":
@@ -76,7 +80,7 @@ def run_one(preset: str, device: str, mode: str, batch: int, warmup: int = 1, re
         net.eval()
 
         def step():
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
                 net(images)
     else:
         net.train()
@@ -86,7 +90,9 @@ def run_one(preset: str, device: str, mode: str, batch: int, warmup: int = 1, re
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.mse_loss(net(images), target)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
+                pred = net(images)
+            loss = torch.nn.functional.mse_loss(pred.float(), target)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 0.1)
             opt.step()
@@ -95,8 +101,9 @@ def run_one(preset: str, device: str, mode: str, batch: int, warmup: int = 1, re
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return BenchResult(preset, device, mode, batch, batch / seconds, seconds * 1000, peak,
-                       note=f"{torch.get_num_threads()} threads" if device == "cpu" else torch.cuda.get_device_name())
+    note = f"{torch.get_num_threads()} threads" if device == "cpu" else torch.cuda.get_device_name()
+    note += f", modconv {modconv or net.preset.modconv}" + (", bf16" if amp else ", fp32")
+    return BenchResult(preset, device, mode, batch, batch / seconds, seconds * 1000, peak, note=note)
 
 
 def _child(conn, kwargs):

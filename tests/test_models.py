@@ -163,7 +163,8 @@ def test_fgnet_applies_mapping_again_to_every_w_plus_row():
     net = FGNet("tiny").eval()
     x = torch.rand(2, 3, 256, 256) * 2 - 1
     with torch.no_grad():
-        resized = F.interpolate(x, size=(128, 128), mode="bilinear", antialias=True, align_corners=False)
+        s = net.preset.encoder_input_size
+        resized = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
         w = net.encoder(resized)
         expected = torch.stack([net.generator.mapping(w[:, i]) for i in range(w.shape[1])], dim=1)
         assert torch.allclose(net.latents(x), expected, atol=1e-6)

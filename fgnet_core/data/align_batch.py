@@ -7,7 +7,8 @@ Layout under out_dir:
 
 Each output is written to a hidden temp file in its folder and renamed into place, landmarks first and
 image last, so an existing .jpg means the item is complete whatever killed the run. A rerun skips
-complete items, retries failed ones, and removes temp files left by a killed run.
+complete items, retries failed ones, and removes temp files left by a killed run (so run one
+alignment at a time per out_dir).
 """
 from __future__ import annotations
 
@@ -330,7 +331,10 @@ def run_alignment(jobs: list[AlignJob], out_dir: Path, *, workers: int = 2, pred
     ok_rels, pending = set(), []
     for job in unique.values():
         failures.pop(_failure_key(job.source, job.frame), None)  # retried now, or already complete
-        (ok_rels.add(job.rel) if is_complete(out_dir, job.rel) else pending.append(job))
+        if is_complete(out_dir, job.rel):
+            ok_rels.add(job.rel)
+        else:
+            pending.append(job)
     skipped, processed, failed = len(ok_rels), 0, 0
 
     tasks = _make_tasks(pending)
@@ -390,7 +394,7 @@ def _run_pool(tasks: list[tuple], workers: int, init_args: tuple, record) -> Non
     ctx = multiprocessing.get_context("spawn")
     queue = [(task, 0) for task in reversed(tasks)]  # pop() from the end keeps the original order
     while queue:
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+        executor = ProcessPoolExecutor(max_workers=min(workers, len(queue)), mp_context=ctx, initializer=_init_worker,
                                        initargs=(*init_args, True))
         in_flight: dict = {}
         try:

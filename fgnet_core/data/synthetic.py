@@ -20,27 +20,15 @@ import cv2
 import numpy as np
 
 from fgnet_core.data import demo_au_stats
+from fgnet_core.data.folds import TEST_SUBJECTS, bp4d_rel, disfa_rel
 from fgnet_core.data.synthetic_domain import DOMAINS, render_frame
 from fgnet_core.data.synthetic_face import RENDERED_AUS, Identity, Pose, sample_identity
 
 __all__ = [
-    "SUBJECTS_BY_FOLD", "RAW_AUS", "demo_subjects", "subject_rng", "au_sequence", "SubjectPlan", "plan_subject",
+    "RAW_AUS", "demo_subjects", "subject_rng", "au_sequence", "SubjectPlan", "plan_subject",
     "render_plan", "generate_demo_corpus",
 ]
 
-# Test subjects of the official subject-independent folds (FG-Net / ME-GraphAU / LibreFace).
-SUBJECTS_BY_FOLD: dict[str, tuple[tuple[str, ...], ...]] = {
-    "BP4D": (
-        ("F001", "F002", "F008", "F009", "F010", "F016", "F018", "F023", "M001", "M004", "M007", "M008", "M012", "M014"),
-        ("F003", "F005", "F011", "F013", "F020", "F022", "M002", "M005", "M010", "M011", "M013", "M016", "M017", "M018"),
-        ("F004", "F006", "F007", "F012", "F014", "F015", "F017", "F019", "F021", "M003", "M006", "M009", "M015"),
-    ),
-    "DISFA": (
-        ("SN001", "SN002", "SN009", "SN010", "SN016", "SN026", "SN027", "SN030", "SN032"),
-        ("SN006", "SN011", "SN012", "SN013", "SN018", "SN021", "SN024", "SN028", "SN031"),
-        ("SN003", "SN004", "SN005", "SN007", "SN008", "SN017", "SN023", "SN025", "SN029"),
-    ),
-}
 # AU columns of the raw label files: BP4D AU_OCC CSVs code more AUs than the 12 FG-Net uses; DISFA codes 12.
 RAW_AUS: dict[str, tuple[int, ...]] = {
     "BP4D": (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 23, 24, 27, 28),
@@ -62,7 +50,7 @@ _DISFA_STRENGTH = np.array([0.0, 0.25, 0.5, 0.7, 0.85, 1.0])
 def demo_subjects(dataset: str, per_fold: int = 4) -> list[tuple[str, int]]:
     """(subject, fold) pairs: the first `per_fold` test subjects of each official fold, women and men mixed."""
     out = []
-    for fold, subjects in enumerate(SUBJECTS_BY_FOLD[dataset]):
+    for fold, subjects in enumerate(TEST_SUBJECTS[dataset]):
         if dataset == "BP4D":
             f = [s for s in subjects if s[0] == "F"]
             m = [s for s in subjects if s[0] == "M"]
@@ -269,7 +257,7 @@ def _write_subject(job: tuple) -> dict:
     cv2.setNumThreads(1)
     out = Path(out)
     plan = plan_subject(dataset, subject, fold, seed, frames_per_subject)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: wall time depends on what else the machine runs
     names, landmarks, poses, strengths = [], [], [], []
     dom = DOMAINS[dataset]
     rng_q = subject_rng(seed, dataset, subject, stream=2)
@@ -279,17 +267,19 @@ def _write_subject(job: tuple) -> dict:
         video.parent.mkdir(parents=True, exist_ok=True)
         h, w = dom.out_hw
         writer = cv2.VideoWriter(str(video), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), DISFA_FPS, (w, h))
-        writer.set(cv2.VIDEOWRITER_PROP_QUALITY, dom.jpeg_quality[0])
+        writer.set(cv2.VIDEOWRITER_PROP_QUALITY, dom.video_quality)
     for seq, row, img, lm in render_plan(plan, seed):
         frame = int(seq.frames[row])
         if dataset == "BP4D":
-            path = out / "BP4D" / subject / seq.name / f"{frame:05d}.jpg"
+            rel = bp4d_rel(subject, seq.name, frame)
+            path = out / "BP4D" / f"{rel}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, int(rng_q.integers(*dom.jpeg_quality, endpoint=True))])
-            names.append(f"{subject}/{seq.name}/{frame:05d}")
+            quality = int(rng_q.integers(*dom.jpeg_quality, endpoint=True))
+            cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            names.append(rel)
         else:
             writer.write(img)
-            names.append(f"{subject}/{frame:05d}")
+            names.append(disfa_rel(subject, frame))
         landmarks.append(lm)
         p = seq.poses[row]
         poses.append((p.yaw, p.pitch, p.roll, p.scale))
@@ -302,13 +292,13 @@ def _write_subject(job: tuple) -> dict:
             row = 0
             img, _ = render_frame(dom, plan.identity, seq.strengths[row], seq.poses[row], rng_q,
                                   float(seq.exposure[row]))
-            cv2.imwrite(str(out / "BP4D" / subject / seq.name / f"{frame:05d}.jpg"), img,
+            cv2.imwrite(str(out / "BP4D" / f"{bp4d_rel(subject, seq.name, frame)}.jpg"), img,
                         [cv2.IMWRITE_JPEG_QUALITY, 90])
             extra_images += 1
     _write_labels(plan, out)
     return {"dataset": dataset, "subject": subject, "fold": fold, "names": names,
             "landmarks": np.asarray(landmarks, np.float32), "pose": np.asarray(poses, np.float32),
-            "strength": np.asarray(strengths, np.float32), "seconds": time.perf_counter() - t0,
+            "strength": np.asarray(strengths, np.float32), "cpu_seconds": time.process_time() - t0,
             "extra_images": extra_images}
 
 
@@ -352,13 +342,16 @@ evaluation run end to end. Written by `fgnet demo-corpus` (seed {seed}); regener
 - `BP4D/{{subject}}/{{task}}/{{frame:05d}}.jpg` and `BP4D/AUCoding/AU_OCC/{{subject}}_{{task}}.csv` (first column frame
   number, then one column per AU code; 0/1, 9 = not coded; some rows have no image, some images no row).
 - `DISFA/Videos_LeftCamera/LeftVideo{{subject}}_comp.avi` (MJPG, {fps} fps) and
-  `DISFA/ActionUnit_Labels/{{subject}}/{{subject}}_au{{N}}.txt` (`frame,intensity`, 1-based, occurrence = intensity >= 2).
+  `DISFA/ActionUnit_Labels/{{subject}}/{{subject}}_au{{N}}.txt` (`frame,intensity`, 1-based frames,
+  occurrence = intensity >= 2).
 - `ground_truth/{{BP4D,DISFA}}/`: the renderer's true 68 landmarks, head pose and drawn AU strengths per frame.
 
 Subjects carry real IDs from the official 3-fold split ({n_bp4d} BP4D, {n_disfa} DISFA), so fold files apply.
-AU labels follow the real per-dataset prevalence and co-occurrence; each AU is drawn as a local change of
-shape and shading at its heatmap anchors. Faces are procedural: numbers measured here say that the pipeline
-works, not how FG-Net performs on real data.
+AU labels of the FG-Net AUs follow the real per-dataset prevalence and co-occurrence; each AU is drawn as a
+local change of shape and shading at its heatmap anchors. BP4D columns outside FG-Net's 12 hold only 0 and 9;
+DISFA AU5 and AU20 are label-only (nominal rates); some unlabelled expressions are drawn too (BP4D: lips part
+and jaw drop; DISFA: lid tightener, upper lip raiser). Faces are procedural: numbers measured here say that the
+pipeline works, not how FG-Net performs on real data.
 """
 
 
@@ -385,7 +378,7 @@ def generate_demo_corpus(out_dir: str | Path, seed: int = 0, frames_per_subject:
         report["datasets"][d] = {
             "subjects": {r["subject"]: r["fold"] for r in rs}, "frames": n,
             "extra_images": sum(r["extra_images"] for r in rs), "megabytes": round(size / 2 ** 20, 2),
-            "render_seconds_per_frame": round(sum(r["seconds"] for r in rs) / max(n, 1), 4),
+            "cpu_seconds_per_frame": round(sum(r["cpu_seconds"] for r in rs) / max(n, 1), 4),
         }
     (out / "README.md").write_text(_README.format(
         seed=seed, fps=DISFA_FPS, n_bp4d=len(demo_subjects("BP4D", subjects_per_fold)),

@@ -26,12 +26,13 @@ class Domain:
     render_scale: float               # drawing resolution relative to the written frame
     face_px: tuple[float, float]      # jaw width (landmark 0 to 16) range in written pixels
     centre_jitter: float              # face centre jitter, fraction of the frame
-    jpeg_quality: tuple[int, int]     # for still frames (BP4D); the video writer has its own
+    jpeg_quality: tuple[int, int]     # still frames (BP4D) quality range; DISFA: in-camera JPEG, then video
+    video_quality: int = 0            # MJPG writer quality (DISFA)
 
 
 DOMAINS: dict[str, Domain] = {
     "BP4D": Domain("BP4D", (464, 348), 1.0, (150.0, 185.0), 0.04, (85, 95)),
-    "DISFA": Domain("DISFA", (384, 512), 0.5, (140.0, 175.0), 0.05, (50, 50)),
+    "DISFA": Domain("DISFA", (384, 512), 0.5, (140.0, 175.0), 0.05, (40, 40), video_quality=30),
 }
 
 
@@ -75,7 +76,7 @@ def _finish(domain: Domain, rgb: np.ndarray, rng: np.random.Generator) -> np.nda
     if domain.name == "BP4D":
         rgb *= np.array([1.06, 1.0, 0.88], np.float32) * np.float32(255.0)
         rgb = cv2.GaussianBlur(rgb, (0, 0), float(rng.uniform(0.5, 0.9)))
-        rgb += _noise(rgb.shape, rng) * np.float32(0.006 * 255)
+        rgb += _noise(rgb.shape, rng) * np.float32(0.004 * 255)
     else:
         contrast = np.float32(rng.uniform(0.7, 0.9))
         rgb -= np.float32(0.5)
@@ -86,7 +87,11 @@ def _finish(domain: Domain, rgb: np.ndarray, rng: np.random.Generator) -> np.nda
         rgb = cv2.GaussianBlur(rgb, (0, 0), float(rng.uniform(0.9, 1.6)))
     rgb += np.float32(0.5)
     np.clip(rgb, 0, 255, out=rgb)
-    return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2BGR)
+    bgr = cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2BGR)
+    if domain.name == "DISFA":  # the camera's own compression, before the video container's
+        bgr = cv2.imdecode(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, domain.jpeg_quality[0]])[1],
+                           cv2.IMREAD_COLOR)
+    return bgr
 
 
 def render_frame(domain: Domain, idn: Identity, strengths: np.ndarray, pose: Pose, rng: np.random.Generator,
@@ -103,7 +108,7 @@ def render_frame(domain: Domain, idn: Identity, strengths: np.ndarray, pose: Pos
                      (pose.cx + 0.5) * k - 0.5, (pose.cy + 0.5) * k - 0.5)
     geom = pose_face(idn, strengths, draw_pose)
     gaze = rng.normal(0.0, [0.008, 0.004])
-    img = render_face(idn, geom, strengths, (h, w), _backdrop(domain, idn, (h, w)), gaze, exposure)
+    img = render_face(idn, geom, strengths, _backdrop(domain, idn, (h, w)), gaze, exposure)
     landmarks = ((geom.landmarks + 0.5) / k - 0.5).astype(np.float32)
     if not finish:
         return img, landmarks

@@ -19,17 +19,17 @@ __all__ = [
 # with a rough depth z (face units, + towards the camera). Lips closed for the neutral face.
 _RAW_68 = np.array([
     # jaw 0-16
-    (0.000, 0.200, -0.42), (0.004, 0.330, -0.40), (0.020, 0.458, -0.36), (0.052, 0.584, -0.30),
+    (0.000, 0.175, -0.42), (0.004, 0.312, -0.40), (0.020, 0.458, -0.36), (0.052, 0.584, -0.30),
     (0.103, 0.703, -0.23), (0.174, 0.811, -0.15), (0.265, 0.903, -0.08), (0.374, 0.973, -0.03),
     (0.500, 1.000, 0.00),
     (0.626, 0.973, -0.03), (0.735, 0.903, -0.08), (0.826, 0.811, -0.15), (0.897, 0.703, -0.23),
-    (0.948, 0.584, -0.30), (0.980, 0.458, -0.36), (0.996, 0.330, -0.40), (1.000, 0.200, -0.42),
+    (0.948, 0.584, -0.30), (0.980, 0.458, -0.36), (0.996, 0.312, -0.40), (1.000, 0.175, -0.42),
     # brows 17-21 (image left), 22-26 (image right)
     (0.080, 0.092, -0.16), (0.148, 0.045, -0.08), (0.226, 0.030, -0.03), (0.305, 0.040, 0.00), (0.382, 0.070, 0.02),
     (0.618, 0.070, 0.02), (0.695, 0.040, 0.00), (0.774, 0.030, -0.03), (0.852, 0.045, -0.08), (0.920, 0.092, -0.16),
     # nose bridge 27-30, nostrils 31-35
-    (0.500, 0.180, 0.02), (0.500, 0.285, 0.06), (0.500, 0.390, 0.10), (0.500, 0.495, 0.16),
-    (0.415, 0.560, 0.04), (0.455, 0.577, 0.07), (0.500, 0.588, 0.09), (0.545, 0.577, 0.07), (0.585, 0.560, 0.04),
+    (0.500, 0.200, 0.02), (0.500, 0.302, 0.06), (0.500, 0.405, 0.10), (0.500, 0.510, 0.16),
+    (0.415, 0.568, 0.04), (0.455, 0.585, 0.07), (0.500, 0.596, 0.09), (0.545, 0.585, 0.07), (0.585, 0.568, 0.04),
     # eyes 36-41 (image left: outer corner, upper lid x2, inner corner, lower lid x2), 42-47 (image right)
     (0.160, 0.205, -0.10), (0.213, 0.172, -0.05), (0.285, 0.170, -0.04), (0.345, 0.208, -0.04),
     (0.285, 0.228, -0.04), (0.213, 0.228, -0.05),
@@ -83,7 +83,7 @@ _NECK = np.array([(0.22, 0.75), (0.21, 1.10), (0.16, 1.38), (0.84, 1.38), (0.79,
 _BODY = np.array([(-0.95, 2.2), (-0.85, 1.55), (-0.45, 1.33), (0.18, 1.24), (0.82, 1.24), (1.45, 1.33),
                   (1.85, 1.55), (1.95, 2.2)])
 
-HAIR_STYLES = ("short", "long", "bun", "buzz", "fringe")
+HAIR_STYLES = ("short", "buzz", "fringe", "long", "bun")
 
 # AUs the renderer draws (shape here, shading in the renderer); others in the raw label files stay label-only.
 RENDERED_AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 17, 23, 24, 25, 26)
@@ -217,9 +217,8 @@ def sample_identity(rng: np.random.Generator, sex: str) -> Identity:
         lips = np.clip(np.array([0.62, 0.16, 0.22]) * rng.uniform(0.7, 1.1, 3), 0, 1)
     iris_palette = np.array([(0.25, 0.15, 0.08), (0.12, 0.08, 0.05), (0.30, 0.42, 0.55), (0.32, 0.40, 0.25)])
     iris = iris_palette[rng.choice(4, p=[0.45, 0.3, 0.15, 0.1])]
-    styles = ("short", "buzz", "fringe", "long", "bun") if sex == "F" else ("short", "buzz", "fringe", "long", "bun")
     style_p = [0.22, 0.03, 0.25, 0.35, 0.15] if sex == "F" else [0.55, 0.25, 0.12, 0.06, 0.02]
-    hair_style = str(rng.choice(styles, p=style_p))
+    hair_style = str(rng.choice(HAIR_STYLES, p=style_p))
     glasses = None
     if rng.random() < 0.22:
         glasses = {
@@ -310,7 +309,7 @@ def identity_points(rng: np.random.Generator, sex: str, hair_style: str) -> tupl
         "hair_r": _with_depth(_LONG_HAIR_RIGHT, -0.6, -0.6),
         "hairline": _with_depth(hl, -0.42, -0.06),
     }
-    sx, sy = p[16, 0] - p[0, 0], 1.0  # keep outlines attached to the scaled jaw width
+    sx = p[16, 0] - p[0, 0]  # keep outlines attached to the scaled jaw width
     rows, slices, start = [], {}, 68
     for name in EXTRA_NAMES:
         pts = outlines[name].copy()

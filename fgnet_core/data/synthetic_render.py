@@ -41,11 +41,10 @@ class Canvas:
         small = cv2.GaussianBlur(small, (0, 0), 3.0)
         return cv2.resize(small, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_LINEAR)
 
-    def mask(self, polys, blur: float = 0.7, lines: float = 0.0, closed: bool = True,
-             pad: float | None = None):
+    def mask(self, polys, blur: float = 0.7, lines: float = 0.0, closed: bool = True):
         """Soft mask of filled polygons (or polylines of width `lines` px) inside their box: (mask, box)."""
         polys = [np.asarray(p, np.float64) for p in polys]
-        box = self._box(np.vstack(polys), (3 * blur + lines + 2) if pad is None else pad)
+        box = self._box(np.vstack(polys), 3 * blur + lines + 2)
         if box is None:
             return None, None
         x0, y0, x1, y1 = box
@@ -116,6 +115,7 @@ class _Face:
         self.lm = geom.landmarks
         self.ax = geom.axes
         self.extras = geom.extras
+        self.roll = float(np.degrees(np.arctan2(geom.axes[1, 0], geom.axes[0, 0])))  # in-plane angle for ellipses
         self.s = float(np.sqrt(abs(np.linalg.det(geom.axes))))  # pixels per face unit
 
     def p(self, idx, dx=0.0, dy=0.0) -> np.ndarray:
@@ -148,12 +148,11 @@ def _draw_head(cv: Canvas, f: _Face, idn: Identity, g: FaceGeometry, skin: np.nd
     # Body, neck, hair behind the head.
     cv.fill_flat([g.body], idn.clothes)
     cv.fill_flat([g.neck], skin * 0.86)
-    cv.ellipse(f.p(8, 0, 0.0), (0.26 * s, 0.09 * s), np.degrees(np.arctan2(f.ax[1, 0], f.ax[0, 0])), 0.35, 0.05 * s)
+    cv.ellipse(f.p(8, 0, 0.0), (0.26 * s, 0.09 * s), f.roll, 0.35, 0.05 * s)
     if idn.hair_style == "long":
         cv.fill_flat([ex["hair_l"], ex["hair_r"]], hair * 0.8)
     if idn.hair_style == "bun":
         top = ex["skull"][len(ex["skull"]) // 2]
-        cv.ellipse(top + f.ax @ np.array([0.0, 0.02]), (0.22 * s, 0.16 * s), 0, -0.0, 0.8)
         cv.fill_flat([cv2.ellipse2Poly(tuple(int(v) for v in top), (int(0.2 * s), int(0.15 * s)), 0, 0, 360, 15)],
                      hair * 0.9)
     if idn.hair_style != "buzz":
@@ -161,7 +160,7 @@ def _draw_head(cv: Canvas, f: _Face, idn: Identity, g: FaceGeometry, skin: np.nd
     for ear in ("ear_l", "ear_r"):
         cv.fill([ex[ear]], skin * 0.93, 1.0, 0.8)
         c = ex[ear].mean(0)
-        cv.ellipse(c, (0.02 * s, 0.07 * s), 0, 0.22, 0.02 * s)
+        cv.ellipse(c, (0.02 * s, 0.07 * s), f.roll, 0.22, 0.02 * s)
     # Face oval: skin fill, then a darker rim (the strongest cue for dlib's detector) and skin blotches.
     oval = np.vstack([g.landmarks[:17], ex["forehead"]])
     m, box = cv.mask([oval], 0.8)
@@ -193,22 +192,22 @@ def _draw_structure(cv: Canvas, f: _Face, idn: Identity) -> None:
                                       f.p(39 if side < 0 else 42, side * -0.015, 0.02), f.p(31 if side < 0 else 35))
         cv.darken([np.array([n_top, eye_in, wing, n_bot])], 0.10, blur=0.025 * s)
     cv.darken([np.array([f.p(27, 0, 0.03), f.p(30, 0, -0.02)])], -0.14, blur=0.012 * s, lines=0.025 * s, closed=False)
-    cv.ellipse(f.p(30, 0, -0.005), (0.022 * s, 0.018 * s), 0, -0.15, 0.012 * s)
+    cv.ellipse(f.p(30, 0, -0.005), (0.022 * s, 0.018 * s), f.roll, -0.15, 0.012 * s)
     for left, wing in ((True, 31), (False, 35)):
         sx = -1 if left else 1
         alar = _curve([f.p(wing, -sx * 0.005, -0.05), f.p(wing, sx * 0.03, -0.015), f.p(wing, sx * 0.01, 0.018),
                        f.p(32 if left else 34, 0, 0.006)], 10)
         cv.darken([alar], 0.32, blur=0.007 * s, lines=0.012 * s, closed=False)
         cv.ellipse(f.p([wing, 32 if left else 34], -sx * 0.004, -0.004), (0.021 * s, 0.010 * s),
-                   np.degrees(np.arctan2(f.ax[1, 0], f.ax[0, 0])) + sx * 12, 0.6, 0.005 * s)
-    cv.ellipse(f.p(33, 0, 0.03), (0.07 * s, 0.016 * s), 0, 0.13, 0.012 * s)
+                   f.roll + sx * 12, 0.6, 0.005 * s)
+    cv.ellipse(f.p(33, 0, 0.022), (0.07 * s, 0.014 * s), f.roll, 0.13, 0.012 * s)
     for ph in (-1, 1):
         cv.darken([np.array([f.p(33, ph * 0.012, 0.02), f.p(51, ph * 0.02, -0.004)])], 0.07, blur=0.006 * s,
                   lines=0.01 * s, closed=False)
     for jaw in (2, 14):
-        cv.ellipse(f.p(jaw, 0.09 if jaw == 2 else -0.09, 0.07), (0.07 * s, 0.11 * s), 0, 0.08, 0.05 * s)
-    cv.ellipse(f.p(57, 0, 0.035), (0.07 * s, 0.016 * s), 0, 0.12, 0.012 * s)
-    cv.ellipse(f.p(8, 0, -0.07), (0.05 * s, 0.03 * s), 0, -0.06, 0.02 * s)
+        cv.ellipse(f.p(jaw, 0.09 if jaw == 2 else -0.09, 0.07), (0.07 * s, 0.11 * s), f.roll, 0.08, 0.05 * s)
+    cv.ellipse(f.p(57, 0, 0.035), (0.07 * s, 0.016 * s), f.roll, 0.12, 0.012 * s)
+    cv.ellipse(f.p(8, 0, -0.07), (0.05 * s, 0.03 * s), f.roll, -0.06, 0.02 * s)
     if idn.beard > 0:
         region = np.vstack([lm[2:15], f.extras["beard_top"]])
         cv.fill([region], idn.hair * 0.45, 0.45 * idn.beard, 0.02 * s)
@@ -217,7 +216,8 @@ def _draw_structure(cv: Canvas, f: _Face, idn: Identity) -> None:
 def _draw_au_cues(cv: Canvas, f: _Face, a: dict[int, float]) -> None:
     """Wrinkles, furrows and bulges of each AU, next to that AU's heatmap anchors."""
     s = f.s
-    w = max(1.0, 0.011 * s)
+    iod = f.iod() / s  # inter-ocular distance (au_tables' definition) in face units
+    w = max(1.25, 0.011 * s)  # at half-resolution drawing (DISFA-like) a crease must still survive the blur
 
     def crease(pts, amount, width=w, light=0.45):
         """A skin fold: a dark line with a faint highlight just below it."""
@@ -233,7 +233,8 @@ def _draw_au_cues(cv: Canvas, f: _Face, a: dict[int, float]) -> None:
         for k in range(3):
             half = 0.09 - 0.015 * k
             y = -0.06 - 0.04 * k
-            crease(_curve([f.p([21, 22], -half, y + 0.012), f.p([21, 22], 0, y - 0.008), f.p([21, 22], half, y + 0.012)]),
+            mid = [21, 22]
+            crease(_curve([f.p(mid, -half, y + 0.012), f.p(mid, 0, y - 0.008), f.p(mid, half, y + 0.012)]),
                    0.30 * a[1])
     if a.get(2, 0) > 0:  # outer brow raise: lateral forehead wrinkles
         for k in range(2):
@@ -244,13 +245,12 @@ def _draw_au_cues(cv: Canvas, f: _Face, a: dict[int, float]) -> None:
             crease(_curve(pts), 0.38 * a[4], light=0.3)
         crease(_curve([f.p(27, -0.03, -0.005), f.p(27, 0, 0.004), f.p(27, 0.03, -0.005)]), 0.15 * a[4])
         for c in (f.p(19, 0, 0.045), f.p(24, 0, 0.045)):
-            cv.ellipse(c, (0.08 * s, 0.028 * s), np.degrees(np.arctan2(f.ax[1, 0], f.ax[0, 0])), 0.12 * a[4], 0.015 * s)
+            cv.ellipse(c, (0.08 * s, 0.028 * s), f.roll, 0.12 * a[4], 0.015 * s)
     if a.get(6, 0) > 0:  # cheek raiser: cheek bulge, infraorbital furrow, crow's feet
-        iod = 0.34
         for eye, idx in ((list(range(36, 42)), 41), (list(range(42, 48)), 46)):
             c = f.p(eye, 0, iod)
-            cv.ellipse(c, (0.075 * s, 0.045 * s), 0, -0.10 * a[6], 0.035 * s)
-            cv.ellipse(f.p(eye, 0, iod + 0.07), (0.10 * s, 0.028 * s), 0, 0.16 * a[6], 0.018 * s)
+            cv.ellipse(c, (0.075 * s, 0.045 * s), f.roll, -0.10 * a[6], 0.035 * s)
+            cv.ellipse(f.p(eye, 0, iod + 0.07), (0.10 * s, 0.028 * s), f.roll, 0.16 * a[6], 0.018 * s)
             lid = _curve([f.p(eye[0] if idx == 41 else eye[3], 0, 0.025), f.p(eye, 0, 0.07),
                           f.p(eye[3] if idx == 41 else eye[0], 0, 0.025)])
             crease(lid, 0.30 * a[6])
@@ -264,7 +264,7 @@ def _draw_au_cues(cv: Canvas, f: _Face, a: dict[int, float]) -> None:
             pts = np.array([f.p(i, 0, 0.014) for i in lower])
             crease(_curve(pts, 10), 0.38 * a[7], light=0.6)
         for upper in ((37, 38), (44, 43)):
-            cv.ellipse(f.p(list(upper), 0, -0.012), (0.05 * s, 0.012 * s), 0, 0.12 * a[7], 0.008 * s)
+            cv.ellipse(f.p(list(upper), f.roll, -0.012), (0.05 * s, 0.012 * s), f.roll, 0.12 * a[7], 0.008 * s)
     if a.get(9, 0) > 0:  # nose wrinkler: wrinkles across the nose root and bunny lines
         for k in range(2):
             y = 0.004 + 0.032 * k
@@ -277,26 +277,26 @@ def _draw_au_cues(cv: Canvas, f: _Face, a: dict[int, float]) -> None:
         for pts in f.both(31, [(-0.015, -0.012), (-0.06, 0.07), (-0.07 - 0.03 * a.get(12, 0), 0.20)]):
             crease(_curve(pts), 0.30 * fold, width=1.2 * w)
     if a.get(10, 0) > 0:
-        cv.ellipse(f.p(51, 0, -0.03), (0.07 * s, 0.018 * s), 0, 0.10 * a[10], 0.012 * s)
+        cv.ellipse(f.p(51, 0, -0.03), (0.07 * s, 0.018 * s), f.roll, 0.10 * a[10], 0.012 * s)
     if a.get(12, 0) > 0:  # smile creases at the corners, cheek highlight
         for pts in f.both(48, [(-0.012, -0.028), (-0.028, -0.004), (-0.016, 0.022)]):
             crease(_curve(pts), 0.25 * a[12], light=0.2)
         for c in (f.p(48, -0.07, -0.07), f.p(54, 0.07, -0.07)):
-            cv.ellipse(c, (0.05 * s, 0.04 * s), 0, -0.08 * a[12], 0.02 * s)
+            cv.ellipse(c, (0.05 * s, 0.04 * s), f.roll, -0.08 * a[12], 0.02 * s)
     if a.get(14, 0) > 0:  # dimpler: dimples beside the corners
         for pts in f.both(48, [(-0.03, -0.02), (-0.042, 0.0), (-0.032, 0.02)]):
             crease(_curve(pts), 0.40 * a[14], light=0.3)
         for c in (f.p(48, 0.004, 0), f.p(54, -0.004, 0)):
-            cv.ellipse(c, (0.01 * s, 0.01 * s), 0, 0.35 * a[14], 0.005 * s)
+            cv.ellipse(c, (0.01 * s, 0.01 * s), f.roll, 0.35 * a[14], 0.005 * s)
     if a.get(15, 0) > 0:  # lip corner depressor: marionette lines
         for pts in f.both(48, [(-0.004, 0.01), (-0.02, 0.045), (-0.028, 0.08)]):
             crease(_curve(pts), 0.32 * a[15], light=0.3)
     if a.get(17, 0) > 0:  # chin raiser: chin boss texture and a deep mentolabial furrow
-        chin = f.p([56, 58], 0, 0.5 * 0.34)
-        cv.ellipse(chin + f.ax @ np.array([0.0, -0.01]), (0.06 * s, 0.035 * s), 0, -0.14 * a[17], 0.015 * s)
+        chin = f.p([56, 58], 0, 0.5 * iod)  # the AU17 anchor
+        cv.ellipse(chin + f.ax @ np.array([0.0, -0.01]), (0.06 * s, 0.035 * s), f.roll, -0.14 * a[17], 0.015 * s)
         for d in ((-0.03, 0.0), (0.0, 0.012), (0.028, -0.004), (-0.012, 0.028), (0.016, 0.03)):
-            cv.ellipse(chin + f.ax @ np.array(d), (0.011 * s, 0.009 * s), 0, 0.22 * a[17], 0.006 * s)
-        cv.ellipse(f.p(57, 0, -0.02), (0.04 * s, 0.012 * s), 0, -0.18 * a[17], 0.008 * s)
+            cv.ellipse(chin + f.ax @ np.array(d), (0.011 * s, 0.009 * s), f.roll, 0.22 * a[17], 0.006 * s)
+        cv.ellipse(f.p(57, 0, -0.02), (0.04 * s, 0.012 * s), f.roll, -0.18 * a[17], 0.008 * s)
         crease(_curve([f.p(58, -0.02, 0.035), f.p(57, 0, 0.05), f.p(56, 0.02, 0.035)]), 0.40 * a[17], width=1.2 * w)
     if a.get(24, 0) > 0:  # lip pressor: skin bulges above and below the pressed lips
         crease(_curve([f.p(49, -0.01, -0.03), f.p(51, 0, -0.04), f.p(53, 0.01, -0.03)]), 0.25 * a[24])
@@ -317,23 +317,18 @@ def _draw_mouth(cv: Canvas, f: _Face, idn: Identity, skin: np.ndarray, a: dict[i
         inner = lm[60:68]
         m, box = cv.mask([inner], 0.5)
         cv.blend(m, box, (0.14, 0.05, 0.05), 0.95)
-        if m is not None:
+        if m is not None:  # upper teeth: a band under the upper lip, clipped to the opening
             depth = min(gap, 0.028)
             upper = np.vstack([lm[60:65], lm[64:59:-1] + f.ax @ np.array([0.0, depth])])
-            tm, tbox = cv.mask([upper], 0.5, pad=0)
-            if tm is not None and tbox == box:
-                cv.blend(tm * m, box, (0.86, 0.83, 0.76), 0.9)
-            else:  # boxes differ: draw teeth inside the mouth box
-                x0, y0 = box[:2]
-                t = np.zeros_like(m)
-                cv2.fillPoly(t, [np.round((upper - (x0, y0)) * 8).astype(np.int32)], 1.0, cv2.LINE_AA, 3)
-                cv.blend(cv2.GaussianBlur(t, (0, 0), 0.5) * m, box, (0.86, 0.83, 0.76), 0.9)
+            teeth = np.zeros_like(m)
+            cv2.fillPoly(teeth, [np.round((upper - box[:2]) * 8).astype(np.int32)], 1.0, cv2.LINE_8, 3)
+            cv.blend(cv2.GaussianBlur(teeth, (0, 0), 0.5) * m, box, (0.86, 0.83, 0.76), 0.9)
     line = lm[[48, 60, 61, 62, 63, 64, 54]]
     cv.darken([line], 0.45 + 0.25 * a.get(24, 0), blur=0.004 * s, lines=max(1.0, 0.010 * s), closed=False)
     if gap <= 0.006:
-        cv.ellipse(f.p(57, 0, -0.022), (0.035 * s, 0.01 * s), 0, -0.12, 0.008 * s)
+        cv.ellipse(f.p(57, 0, -0.022), (0.035 * s, 0.01 * s), f.roll, -0.12, 0.008 * s)
     for c in (48, 54):
-        cv.ellipse(lm[c], (0.008 * s, 0.008 * s), 0, 0.3, 0.004 * s)
+        cv.ellipse(lm[c], (0.008 * s, 0.008 * s), f.roll, 0.3, 0.004 * s)
 
 
 def _draw_eyes(cv: Canvas, f: _Face, idn: Identity, gaze: np.ndarray) -> None:
@@ -356,7 +351,7 @@ def _draw_eyes(cv: Canvas, f: _Face, idn: Identity, gaze: np.ndarray) -> None:
         cv2.circle(pu, (int(round((c[0] - x0) * 8)), int(round((c[1] - y0) * 8))), int(0.42 * r * 8), 1.0, -1,
                    cv2.LINE_AA, 3)
         cv.blend(pu * m, box, (0.03, 0.03, 0.03), 1.0)
-        cv.ellipse(c + np.array([-0.3, -0.3]) * r, (0.18 * r, 0.18 * r), 0, -0.6, 0.3)
+        cv.ellipse(c + np.array([-0.3, -0.3]) * r, (0.18 * r, 0.18 * r), f.roll, -0.6, 0.3)
         upper = eye[[0, 1, 2, 3]]
         cv.darken([upper], 0.75, blur=0.004 * s, lines=max(1.0, (0.017 if idn.sex == "F" else 0.013) * s),
                   closed=False)
@@ -396,8 +391,8 @@ def _draw_glasses(cv: Canvas, f: _Face, gl: dict) -> None:
     cv.blend(m, box, gl["colour"], 0.95)
 
 
-def render_face(idn: Identity, g: FaceGeometry, strengths: np.ndarray, hw: tuple[int, int],
-                backdrop: np.ndarray, gaze: np.ndarray, exposure: float = 1.0) -> np.ndarray:
+def render_face(idn: Identity, g: FaceGeometry, strengths: np.ndarray, backdrop: np.ndarray, gaze: np.ndarray,
+                exposure: float = 1.0) -> np.ndarray:
     """Draw one face over `backdrop` [H, W, 3] (float RGB, consumed). Returns float32 RGB [H, W, 3]."""
     a = {au: float(v) for au, v in zip(RENDERED_AUS, strengths) if v > 0.01}
     cv = Canvas(backdrop)

@@ -1,0 +1,612 @@
+"""Fast path for FGNet: the same parameters and the same function, computed with faster kernels.
+
+`make_fast(net, precision="bf16", compile=False)` turns an `FGNet` into a `FastFGNet` in place (the
+class is swapped; parameters, buffers, state-dict keys and checkpoint formats stay exactly as they
+were) and returns it. `make_reference(net)` swaps back to the reference forward. The fast forward is
+a functional re-implementation that reads the modules' own parameters:
+
+- precision: 'bf16' runs convolutions and element-wise work in bfloat16 and keeps float32 where it
+  matters: the mapping network, the style (modulation) linears, demodulation factors, the encoder's
+  W+ output heads, squeeze-excitation gates, BatchNorm statistics (cuDNN and the CPU kernel accumulate
+  in float32; running statistics stay float32 buffers) and the returned heatmaps (the loss is float32).
+  'fp32' runs everything in float32 (on CUDA, convolutions use TF32 if cuDNN allows it, as in the
+  reference).
+- modulated convolutions scale the activations (x * s, shared-weight conv, * demod) instead of
+  building per-sample weights for a grouped convolution;
+- the up-sampling modulated conv (stride-2 transposed conv followed by the 4x4 FIR blur) can run as
+  ONE ordinary 3x3 convolution with 4x the output channels (the four polyphase components of the
+  composed 6x6 kernel) and a pixel shuffle: exact up to rounding, no blur pass, no transposed conv
+  (`upconv='fused'`); `'transpose'` keeps transposed conv + depthwise blur; `'auto'` fuses layers
+  with at most `fused_up_max_out` output channels (the large, memory-bound resolutions);
+- demodulation, noise, bias, leaky ReLU and its gain are one `addcmul` + one in-place activation
+  (one fused kernel under `torch.compile`); the constant input is expanded, not repeated; the RGB
+  branch and the feature maps the interpreter does not read are never built;
+- channels_last (NHWC) activations end to end, so cuDNN runs its tensor-core kernels without
+  layout transposes;
+- the encoder's 18 style heads run as three networks (one per pyramid level): the first strided convs
+  of a level's heads as one wide convolution, the following ones as grouped convolutions, the final
+  linears as one batched matmul (float32);
+- eval-mode BatchNorm of the interpreter becomes one `addcmul` fused with the pyramid addition;
+- in no-grad eager mode, derived weights (bf16 casts, composed up-sampling kernels, concatenated head
+  weights) are cached and refreshed when a parameter changes (its version counter);
+- `compile=True` wraps the fast forward in `torch.compile` (the module itself is not wrapped, so
+  state-dict keys keep their names);
+- `CudaGraphRunner` replays the whole eval forward as one CUDA graph for a fixed input shape.
+
+Everything is plain PyTorch (no custom CUDA extension), so the same code runs on CPU, which is how
+the parity tests check it against the reference.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm2d, SyncBatchNorm and subclasses
+
+from fgnet_core.models.fgnet import FGNet
+from fgnet_core.models.interpreter import PyramidInterpreter
+from fgnet_core.models.psp_encoder import BottleneckIRSE, GradualStyleEncoder, SqueezeExcite
+from fgnet_core.models.stylegan2 import StyleGAN2Generator
+from fgnet_core.models.stylegan2_layers import EqualLinear, ModulatedConv2d, PixelNorm, StyledConv
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+UPCONV_MODES = ("auto", "fused", "transpose")
+LRELU_GAIN = math.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class FastSettings:
+    """How the fast path runs. Parameter names follow params.yaml (`precision`, `compile`)."""
+
+    precision: str = "bf16"  # 'bf16' | 'fp32'
+    compile: bool = False  # torch.compile the fast forward
+    compile_mode: str | None = None  # None (default), 'reduce-overhead', 'max-autotune-no-cudagraphs', ...
+    channels_last: bool = True
+    upconv: str = "auto"  # 'auto' | 'fused' | 'transpose'
+    fused_up_max_out: int = 128  # 'auto': fuse up-sampling convs with at most this many output channels
+    cache_weights: bool = True  # cache derived weights in no-grad eager mode
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.upconv not in UPCONV_MODES:
+            raise ValueError(f"upconv must be one of {', '.join(UPCONV_MODES)}, got {self.upconv!r}")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return PRECISIONS[self.precision]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict | None) -> "FastSettings":
+        """From a params block such as `{precision: bf16, compile: true}`; unknown keys are an error."""
+        params = dict(params or {})
+        params.pop("enabled", None)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown fast-path setting(s): {', '.join(unknown)}")
+        return cls(**params)
+
+
+# ----------------------------------------------------------------------------
+# Exact re-arrangements of the reference layers
+
+
+def fused_upsample_weight(weight: torch.Tensor, fir: torch.Tensor, pad: tuple[int, int]):
+    """Transposed conv (stride 2) followed by upfirdn2d(fir, pad) as one ordinary convolution.
+
+    weight: [out, in, k, k] as used by `conv_transpose2d(x, weight.transpose(0, 1), stride=2)`;
+    fir: [T, T] the blur kernel (true convolution, as upfirdn2d applies it); pad: the blur's (p0, p1).
+    Returns (G [4 * out, in, L, L], (pad_left, pad_right)) such that
+    `_phase_shuffle(conv2d(F.pad(x, pads), G), out)` equals the reference, where the output channel
+    order of G is (phase_y, phase_x, out). Returns None when the shapes do not give a 2x output.
+
+    Derivation (one axis): z[j] = sum_{2i + t = j} x[i] w[t]; y[o] = sum_u z[o + u - p0] fir'[u] with
+    fir' the flipped taps. So y[o] = sum_i x[i] c[o - 2i] with c[d] = sum_{t - u = d - p0} w[t] fir'[u]
+    (a correlation of w with fir'), and output phase a of y[2p + a] = sum_m x[p - m] c[2m + a] is an
+    ordinary correlation of x with the taps c[2m + a].
+    """
+    out_c, in_c, k, _ = weight.shape
+    taps = fir.shape[0]
+    p0, p1 = pad
+    # reference output length for input length H: 2H + k - 1 + p0 + p1 - taps; only 2H is handled here
+    if k - 1 + p0 + p1 - taps != 0:
+        return None
+    firf = fir.flip([0, 1]).to(weight)
+    # c[dmin + j] = sum_u w[j - (taps - 1) + u] fir'[u]: correlation of w zero-padded by taps - 1
+    c = F.conv2d(F.pad(weight.reshape(out_c * in_c, 1, k, k), [taps - 1] * 4), firf[None, None])
+    c = c.reshape(out_c, in_c, k + taps - 1, k + taps - 1)  # index j = d - dmin
+    dmin, dmax = p0 - taps + 1, p0 + k - 1
+    m_lo = min(math.ceil((dmin - a) / 2) for a in (0, 1))
+    m_hi = max(math.floor((dmax - a) / 2) for a in (0, 1))
+    length = m_hi - m_lo + 1
+    # phase a, tap v (correlation over x, x index p + v - m_hi) reads c[2 (m_hi - v) + a]
+    c = F.pad(c, [1, 1, 1, 1])  # a zero border for out-of-range taps (index shifts by one)
+    n = k + taps - 1
+    idx = []
+    for a in (0, 1):
+        row = []
+        for v in range(length):
+            j = 2 * (m_hi - v) + a - dmin
+            row.append(j + 1 if 0 <= j < n else 0)
+        idx.append(row)
+    idx = torch.tensor(idx, device=weight.device)  # [2, L]
+    g = c[:, :, idx[:, :, None, None], idx[None, None, :, :]]  # [out, in, 2(ay), L, 2(ax), L]
+    g = g.permute(2, 4, 0, 1, 3, 5).reshape(4 * out_c, in_c, length, length)
+    return g, (m_hi, -m_lo)
+
+
+def _phase_shuffle(y: torch.Tensor, out_c: int) -> torch.Tensor:
+    """[B, 4*out, H, W] with channels (phase_y, phase_x, out) -> [B, out, 2H, 2W] (y[2h+ay, 2w+ax])."""
+    b, _, h, w = y.shape
+    if y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous():
+        t = y.permute(0, 2, 3, 1).reshape(b, h, w, 2, 2, out_c)  # a view of the NHWC memory
+        t = t.permute(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, out_c)  # one copy, out-channel runs kept
+        return t.permute(0, 3, 1, 2)  # NCHW view, channels_last memory
+    t = y.reshape(b, 2, 2, out_c, h, w).permute(0, 3, 4, 1, 5, 2)
+    return t.reshape(b, out_c, 2 * h, 2 * w)
+
+
+# ----------------------------------------------------------------------------
+# Context: dtype, layout and the derived-weight cache of one forward
+
+
+class _Ctx:
+    def __init__(self, settings: FastSettings, cache: dict | None):
+        self.s = settings
+        self.dt = settings.dtype
+        self.cl = settings.channels_last
+        self.cache = cache  # None: compute everything fresh (training, compile, grad mode)
+
+    def fmt(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cl and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def derived(self, key, params, fn):
+        if self.cache is None:
+            return fn()
+        version = tuple((p._version, p.data_ptr()) for p in params)
+        hit = self.cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = fn()
+        self.cache[key] = (version, value)
+        return value
+
+    def w(self, p: nn.Parameter) -> torch.Tensor:
+        """A conv weight (a Parameter, not a view: the cache is keyed by identity) in the compute dtype and layout."""
+        return self.derived(("w", id(p)), (p,), lambda: self.fmt(p.to(self.dt)))
+
+    def b(self, p: torch.Tensor | None) -> torch.Tensor | None:
+        return None if p is None else self.derived(("b", id(p)), (p,), lambda: p.to(self.dt))
+
+
+def _conv(ctx: _Ctx, x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise NotImplementedError("fast path: only zero-padded convolutions with integer padding")
+    return F.conv2d(x, ctx.w(conv.weight), ctx.b(conv.bias), conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _batch_norm(ctx: _Ctx, x: torch.Tensor, bn: _BatchNorm) -> torch.Tensor:
+    if bn.training:
+        return bn(x)  # batch statistics in float32 inside the kernel; running stats updated as the module does
+    a, b = _bn_affine(ctx, bn)
+    return torch.addcmul(b, x, a)
+
+
+def _bn_affine(ctx: _Ctx, bn: _BatchNorm):
+    """Eval BatchNorm as x * a + b, computed in float32 and cast."""
+    def make():
+        a = torch.rsqrt(bn.running_var.float() + bn.eps)
+        if bn.weight is not None:
+            a = a * bn.weight.float()
+        b = -bn.running_mean.float() * a
+        if bn.bias is not None:
+            b = b + bn.bias.float()
+        shape = (1, -1, 1, 1)
+        return a.to(ctx.dt).view(shape), b.to(ctx.dt).view(shape)
+    params = [t for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var) if t is not None]
+    return ctx.derived(("bn", id(bn)), params, make)
+
+
+def _equal_linear_fp32(lin: EqualLinear, x: torch.Tensor) -> torch.Tensor:
+    """EqualLinear in float32, activation as plain PyTorch (fusable, compile-friendly)."""
+    bias = lin.bias * lin.lr_mul if lin.bias is not None else None
+    out = F.linear(x.float(), lin.weight * lin.scale, bias if not lin.activation else None)
+    if lin.activation:
+        if bias is not None:
+            out = out + bias
+        out = F.leaky_relu(out, 0.2) * LRELU_GAIN
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Encoder
+
+
+def _ir_se_unit(ctx: _Ctx, unit: BottleneckIRSE, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(unit.shortcut_layer, nn.MaxPool2d):
+        stride = unit.shortcut_layer.stride
+        stride = stride if isinstance(stride, int) else stride[0]
+        shortcut = x[:, :, ::stride, ::stride] if stride > 1 else x  # MaxPool2d(1, s) is a strided pick
+    else:
+        conv, bn = unit.shortcut_layer
+        shortcut = _batch_norm(ctx, _conv(ctx, x, conv), bn)
+    r = x
+    for layer in unit.res_layer:
+        if isinstance(layer, _BatchNorm):
+            r = _batch_norm(ctx, r, layer)
+        elif isinstance(layer, nn.Conv2d):
+            r = _conv(ctx, r, layer)
+        elif isinstance(layer, nn.PReLU):
+            r = F.prelu(r, ctx.b(layer.weight))
+        elif isinstance(layer, SqueezeExcite):
+            r = _squeeze_excite(ctx, layer, r)
+        else:
+            raise NotImplementedError(f"fast path: unexpected layer {type(layer).__name__} in an IR-SE unit")
+    return r + shortcut
+
+
+def _squeeze_excite(ctx: _Ctx, se: SqueezeExcite, x: torch.Tensor) -> torch.Tensor:
+    """The gate in float32 (a [B, C] vector: free), applied in the compute dtype."""
+    pooled = torch.mean(x, dim=(2, 3), keepdim=True, dtype=torch.float32)
+    g = F.relu(F.conv2d(pooled, se.fc1.weight.float()))
+    g = torch.sigmoid(F.conv2d(g, se.fc2.weight.float()))
+    return x * g.to(x.dtype)
+
+
+def _style_heads(ctx: _Ctx, enc: GradualStyleEncoder, indices: list[int], feat: torch.Tensor):
+    """Heads reading the same level as one network: the first strided convs of all heads run as one wide
+    conv, the following ones as one grouped conv (groups = heads), the final linears as one batched
+    matmul in float32. Returns [B, len(indices), D]."""
+    heads = [enc.styles[j] for j in indices]
+    n, d = len(heads), heads[0].out_c
+    depth = len(heads[0].convs)
+    if any(len(h.convs) != depth or h.out_c != d for h in heads):
+        raise NotImplementedError("fast path: style heads of one level must have the same shape")
+
+    def stacked(pos):
+        convs = [h.convs[pos] for h in heads]
+        w = ctx.derived(("heads_w", indices[0], pos), [c.weight for c in convs],
+                        lambda: ctx.fmt(torch.cat([c.weight for c in convs]).to(ctx.dt)))
+        b = ctx.derived(("heads_b", indices[0], pos), [c.bias for c in convs],
+                        lambda: torch.cat([c.bias for c in convs]).to(ctx.dt))
+        return convs[0], w, b
+
+    y = feat
+    for pos in range(0, depth, 2):
+        conv, w, b = stacked(pos)
+        y = F.conv2d(y, w, b, conv.stride, conv.padding, groups=1 if pos == 0 else n)
+        y = F.leaky_relu(y, heads[0].convs[pos + 1].negative_slope, inplace=not torch.is_grad_enabled())
+    y = y.float().reshape(-1, n, d)  # [B, n, D], spatial 1x1
+    lins = [h.linear for h in heads]
+    w = torch.stack([lin.weight * lin.scale for lin in lins])  # [n, D_out, D_in]
+    b = torch.stack([lin.bias * lin.lr_mul for lin in lins])  # [n, D_out]
+    return torch.einsum("bni,noi->bno", y, w) + b
+
+
+def _encoder(ctx: _Ctx, psp, x: torch.Tensor) -> torch.Tensor:
+    enc: GradualStyleEncoder = psp.encoder
+    conv, bn, prelu = enc.input_layer
+    x = F.prelu(_batch_norm(ctx, _conv(ctx, x, conv), bn), ctx.b(prelu.weight))
+    taps = []
+    for i, unit in enumerate(enc.body):
+        x = _ir_se_unit(ctx, unit, x)
+        if i in enc.tap_indices:
+            taps.append(x)
+    c1, c2, c3 = taps
+
+    def up_add(a, lat, src):
+        return F.interpolate(a, size=src.shape[-2:], mode="bilinear", align_corners=True) + _conv(ctx, src, lat)
+
+    coarse = _style_heads(ctx, enc, list(range(enc.coarse_ind)), c3)
+    p2 = up_add(c3, enc.latlayer1, c2)
+    middle = _style_heads(ctx, enc, list(range(enc.coarse_ind, enc.middle_ind)), p2)
+    p1 = up_add(p2, enc.latlayer2, c1)
+    fine = _style_heads(ctx, enc, list(range(enc.middle_ind, enc.style_count)), p1)
+    offsets = torch.cat([coarse, middle, fine], dim=1)  # [B, n_styles, D] float32
+    return offsets + psp.latent_avg.float().unsqueeze(0)
+
+
+# ----------------------------------------------------------------------------
+# Generator
+
+
+def _mapping_fp32(gen: StyleGAN2Generator, w: torch.Tensor) -> torch.Tensor:
+    for layer in gen.style:
+        if isinstance(layer, PixelNorm):
+            w = w * torch.rsqrt(torch.mean(w * w, dim=1, keepdim=True) + 1e-8)
+        else:
+            w = _equal_linear_fp32(layer, w)
+    return w
+
+
+def _use_fused_up(ctx: _Ctx, conv: ModulatedConv2d) -> bool:
+    taps, (p0, p1) = conv.blur.kernel.shape[0], conv.blur.pad
+    if conv.kernel_size - 1 + p0 + p1 - taps != 0:  # the composed kernel would not give a 2x output
+        return False
+    mode = ctx.s.upconv
+    return mode == "fused" or (mode == "auto" and conv.out_channel <= ctx.s.fused_up_max_out)
+
+
+def _modconv(ctx: _Ctx, conv: ModulatedConv2d, x: torch.Tensor, s: torch.Tensor):
+    """Batched modulated conv without demodulation; returns (y, demod [B, out] float32 or None)."""
+    wf = conv.weight[0]  # [out, in, k, k], float32, unit scale
+    x = ctx.fmt(x * s.to(x.dtype)[:, :, None, None])
+    if conv.upsample:
+        if _use_fused_up(ctx, conv):
+            g, pads = ctx.derived(("up", id(conv)), (conv.weight,), lambda: _fused_weight(ctx, conv))
+            if pads[0] == pads[1]:
+                y = F.conv2d(x, g, padding=pads[0])
+            else:
+                y = F.conv2d(F.pad(x, [pads[0], pads[1], pads[0], pads[1]]), g)
+            y = _phase_shuffle(y, conv.out_channel)
+        else:
+            wt = ctx.derived(("wt", id(conv)), (conv.weight,),
+                             lambda: ctx.fmt((wf * conv.scale).transpose(0, 1).to(ctx.dt)))
+            y = F.conv_transpose2d(x, wt, stride=2)
+            y = _blur(ctx, conv, y)
+    else:
+        w = ctx.derived(("mw", id(conv)), (conv.weight,), lambda: ctx.fmt((wf * conv.scale).to(ctx.dt)))
+        y = F.conv2d(x, w, padding=conv.padding)
+    demod = None
+    if conv.demodulate:
+        w_sq = (wf * conv.scale).pow(2).sum([2, 3])  # [out, in] float32
+        demod = torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)  # [B, out]
+    return y, demod
+
+
+def _fused_weight(ctx: _Ctx, conv: ModulatedConv2d):
+    g, pads = fused_upsample_weight(conv.weight[0] * conv.scale, conv.blur.kernel, conv.blur.pad)
+    return ctx.fmt(g.to(ctx.dt)), pads
+
+
+def _blur(ctx: _Ctx, conv: ModulatedConv2d, y: torch.Tensor) -> torch.Tensor:
+    """upfirdn2d(y, kernel, pad) (no up/down) as a depthwise conv with the flipped kernel."""
+    c = y.shape[1]
+    k = ctx.derived(("blur", id(conv), c), (conv.blur.kernel,),
+                    lambda: ctx.fmt(conv.blur.kernel.flip([0, 1]).to(ctx.dt)[None, None].expand(c, 1, -1, -1)))
+    p0, p1 = conv.blur.pad
+    if p0 == p1:
+        return F.conv2d(y, k, padding=p0, groups=c)
+    return F.conv2d(_pad_or_crop(y, p0, p1), k, groups=c)
+
+
+def _pad_or_crop(x, p0, p1):
+    if min(p0, p1) < 0:
+        h, w = x.shape[-2:]
+        x = x[..., max(-p0, 0): h - max(-p1, 0), max(-p0, 0): w - max(-p1, 0)]
+    return F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
+
+
+def _styled_conv(ctx: _Ctx, layer: StyledConv, x: torch.Tensor, s: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """modconv -> * demod -> + noise * w -> + bias -> leaky ReLU * sqrt(2), as addcmul + one activation."""
+    y, demod = _modconv(ctx, layer.conv, x, s)
+    c = y.shape[1]
+    # leaky_relu(z) * g == leaky_relu(z * g) for g > 0: fold the gain into the affine part
+    shift = ctx.derived(("shift", id(layer)), (layer.noise.weight, layer.activate.bias, noise), lambda: ctx.fmt(
+        ((layer.noise.weight * noise + layer.activate.bias.view(1, c, 1, 1)) * LRELU_GAIN).to(y.dtype)))  # [1,C,H,W]
+    if demod is None:
+        scale = torch.full((1, c, 1, 1), LRELU_GAIN, device=y.device)
+    else:
+        scale = (demod * LRELU_GAIN)[:, :, None, None]
+    z = torch.addcmul(shift, y, scale.to(y.dtype))
+    return F.leaky_relu(z, layer.activate.negative_slope, inplace=not torch.is_grad_enabled())
+
+
+def _synthesis_features(ctx: _Ctx, gen: StyleGAN2Generator, w_plus: torch.Tensor, wanted: list[int]):
+    """The synthesis feature maps with the given indices (official order), fixed noise, no RGB."""
+    last = max(wanted)
+    batch = w_plus.shape[0]
+    noise = gen.fixed_noise()
+    out = {}
+    x = gen.input.input.to(ctx.dt).expand(batch, -1, -1, -1)  # no repeat: the first conv reads a view
+    if 0 in wanted:
+        out[0] = x
+    if last >= 1:
+        s = _equal_linear_fp32(gen.conv1.conv.modulation, w_plus[:, 0])
+        x = _styled_conv(ctx, gen.conv1, ctx.fmt(x), s, noise[0])
+        out[1] = x
+    layers = list(gen.convs)
+    for j in range(2, last + 1):  # feature j is the output of convs[j - 2], style row j - 1
+        layer = layers[j - 2]
+        s = _equal_linear_fp32(layer.conv.modulation, w_plus[:, j - 1])
+        x = _styled_conv(ctx, layer, x, s, noise[j - 1])
+        out[j] = x
+    return [out[j] for j in wanted]
+
+
+# ----------------------------------------------------------------------------
+# Interpreter
+
+
+def _interp_block(ctx: _Ctx, block: nn.Sequential, x: torch.Tensor, add: torch.Tensor | None = None):
+    layers = list(block)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Upsample):
+            x = F.interpolate(x, scale_factor=layer.scale_factor, mode=layer.mode, align_corners=layer.align_corners)
+        elif isinstance(layer, nn.Conv2d):
+            x = _conv(ctx, x, layer)
+        elif isinstance(layer, nn.ReLU):
+            x = F.relu(x, inplace=not torch.is_grad_enabled())
+        elif isinstance(layer, nn.Dropout):
+            if layer.training and layer.p > 0:
+                x = F.dropout(x, layer.p, training=True)
+        elif isinstance(layer, _BatchNorm):
+            if layer.training:
+                x = layer(x)
+            else:
+                a, b = _bn_affine(ctx, layer)
+                if add is not None and i == len(layers) - 1:  # fuse the pyramid addition
+                    x = torch.addcmul(add + b, x, a)
+                    add = None
+                else:
+                    x = torch.addcmul(b, x, a)
+        else:
+            raise NotImplementedError(f"fast path: unexpected layer {type(layer).__name__} in the interpreter")
+    return x if add is None else x + add
+
+
+def _interpreter(ctx: _Ctx, ip: PyramidInterpreter, feats: list[torch.Tensor]) -> torch.Tensor:
+    blocks = ip.blocks
+    hs = feats[0]
+    for i in range(1, len(feats)):
+        level = feats[i]
+        if level.shape[-1] > ip.heatmap_size:
+            level = F.interpolate(level, size=ip.heatmap_size, mode="bilinear", align_corners=True)
+        hs = _interp_block(ctx, blocks[i - 1], hs, level)
+    return _interp_block(ctx, blocks[-1], hs)
+
+
+# ----------------------------------------------------------------------------
+# The model
+
+
+def _no_autocast(x: torch.Tensor):
+    """Autocast off (an enclosing autocast region must not re-cast the float32 islands)."""
+    if torch.amp.is_autocast_available(x.device.type):
+        return torch.autocast(device_type=x.device.type, enabled=False)
+    return contextlib.nullcontext()  # e.g. the meta device (FLOP counting)
+
+
+class FastFGNet(FGNet):
+    """An FGNet whose forward runs the fast path (see the module docstring). Build with `make_fast`."""
+
+    _fast_settings: FastSettings
+
+    @property
+    def fast_settings(self) -> FastSettings:
+        return self._fast_settings
+
+    def _ctx(self) -> _Ctx:
+        use_cache = (self._fast_settings.cache_weights and not torch.is_grad_enabled()
+                     and not torch.compiler.is_compiling())
+        return _Ctx(self._fast_settings, self._fast_cache if use_cache else None)
+
+    def _fast_latents(self, ctx: _Ctx, images: torch.Tensor) -> torch.Tensor:
+        size = self.preset.encoder_input_size
+        if size and images.shape[-1] != size:
+            images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        w_plus = _encoder(ctx, self.encoder, ctx.fmt(images.to(ctx.dt)))  # [B, n, D] float32
+        b, n, d = w_plus.shape
+        return _mapping_fp32(self.generator, w_plus.reshape(b * n, d)).reshape(b, n, d)
+
+    def _fast_forward(self, images: torch.Tensor) -> torch.Tensor:
+        with _no_autocast(images):  # dtypes are explicit here
+            ctx = self._ctx()
+            feats = _synthesis_features(ctx, self.generator, self._fast_latents(ctx, images), self.feature_layers)
+            heat = _interpreter(ctx, self.interpreter, feats)
+            return heat.float().contiguous()
+
+    def latents(self, images: torch.Tensor) -> torch.Tensor:
+        with _no_autocast(images):
+            return self._fast_latents(self._ctx(), images)
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        with _no_autocast(images):
+            ctx = self._ctx()
+            return _synthesis_features(ctx, self.generator, self._fast_latents(ctx, images), self.feature_layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        compiled = self.__dict__.get("_fast_compiled")
+        return compiled(images) if compiled is not None else self._fast_forward(images)
+
+    def clear_fast_cache(self) -> None:
+        self._fast_cache.clear()
+
+    def _apply(self, fn, recurse=True):  # .to()/.cuda()/.half(): cached derived weights are stale
+        self.__dict__.get("_fast_cache", {}).clear()
+        return super()._apply(fn, recurse)
+
+
+def make_fast(net: FGNet, precision: str = "bf16", compile: bool = False, channels_last: bool = True,
+              upconv: str = "auto", compile_mode: str | None = None, settings: FastSettings | None = None,
+              **extra) -> FastFGNet:
+    """Switch `net` (in place) to the fast forward and return it; parameters and keys are unchanged.
+
+    With `channels_last`, the nn.Conv2d weights are stored NHWC (same values); do this before building
+    the optimizer. `compile=True` compiles the fast forward lazily on first call.
+    """
+    if not isinstance(net, FGNet):
+        raise TypeError(f"make_fast expects an FGNet, got {type(net).__name__}")
+    if settings is None:
+        settings = FastSettings(precision=precision, compile=compile, channels_last=channels_last,
+                                upconv=upconv, compile_mode=compile_mode, **extra)
+    elif extra:
+        settings = replace(settings, **extra)
+    net.__class__ = FastFGNet
+    net._fast_settings = settings
+    net._fast_cache = {}
+    if settings.channels_last:
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+    net.__dict__["_fast_compiled"] = (torch.compile(net._fast_forward, mode=settings.compile_mode, dynamic=False)
+                                      if settings.compile else None)
+    return net
+
+
+def make_fast_from_params(net: FGNet, params: dict | None) -> FGNet:
+    """params block `{enabled: bool, precision: bf16|fp32, compile: bool, ...}`: fast path or the reference."""
+    params = dict(params or {})
+    if not params.pop("enabled", True):
+        return make_reference(net)
+    return make_fast(net, settings=FastSettings.from_params(params))
+
+
+def make_reference(net: FGNet) -> FGNet:
+    """Back to the reference forward (grouped/batched per the preset, our CUDA ops, float32)."""
+    if isinstance(net, FastFGNet):
+        for key in ("_fast_settings", "_fast_cache", "_fast_compiled"):
+            net.__dict__.pop(key, None)
+        net.__class__ = FGNet
+        for m in net.modules():  # back to the default layout, so the reference numerics are bit-identical
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous()
+    return net
+
+
+class CudaGraphRunner:
+    """Eval forward of a model captured as one CUDA graph for a fixed input shape (no launch overhead).
+
+    `runner(images)` copies the images into the static input, replays, and returns the static output
+    (overwritten by the next call: clone it to keep it). With `frozen_weights=True` (default) a fast
+    model's cached bf16/derived weights are captured, so the graph skips the weight casts; build a new
+    runner after changing the weights. With False the graph recomputes them from the parameters on
+    every replay and follows in-place weight updates.
+    """
+
+    def __init__(self, net: FGNet, example: torch.Tensor, warmup: int = 2, frozen_weights: bool = True):
+        if example.device.type != "cuda":
+            raise RuntimeError("CudaGraphRunner needs a CUDA input")
+        if isinstance(net, FastFGNet):
+            net._fast_settings = replace(net._fast_settings, cache_weights=frozen_weights)
+            net.clear_fast_cache()
+        self.net = net.eval()
+        self.static_in = example.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad(), torch.cuda.stream(stream):
+            for _ in range(warmup):  # also fills the weight cache outside the graph
+                self.net(self.static_in)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(self.graph):
+            self.static_out = self.net(self.static_in)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        self.static_in.copy_(images)
+        self.graph.replay()
+        return self.static_out
+
+
+__all__ = ["FastSettings", "FastFGNet", "make_fast", "make_fast_from_params", "make_reference",
+           "fused_upsample_weight", "CudaGraphRunner", "PRECISIONS"]

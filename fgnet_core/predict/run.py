@@ -1,0 +1,269 @@
+"""`predict`: AU presence and heatmap-mean scores for images, folders and videos, one row per frame.
+
+Every frame is aligned like the training data (`FaceAligner`: the largest face, FFHQ-style, 256 px), so
+one face per frame is scored, as in the official FG-Net code. Aligned faces are batched through the
+model; a frame without a face gives a `no_face` row, an input that cannot be read gives an `error` row
+and one line on stderr, and the run goes on with the next input.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fgnet_core.predict.models import LoadedModel, resolve_model
+
+HEAD_COLUMNS = ["source", "frame", "time_s", "x0", "y0", "x1", "y1", "status"]
+TAIL_COLUMNS = ["model", "dataset"]
+STATUSES = ("ok", "no_face", "error")
+
+
+def result_columns(au_labels: list[str]) -> list[str]:
+    """The results table's columns, in order: head, presence per AU, score per AU, model and dataset."""
+    return [*HEAD_COLUMNS, *au_labels, *[f"{label}_score" for label in au_labels], *TAIL_COLUMNS]
+
+
+class InputError(Exception):
+    """An input that cannot be read at all (missing, not an image, a video with no decodable frame)."""
+
+
+@dataclass
+class Source:
+    path: Path
+    kind: str   # 'image' | 'video' | 'error' (a path that gave no input at all)
+    name: str   # overlay name, unique in the run: file stem, or <folder>/<relative path without suffix>
+    error: str = ""
+
+
+def collect_sources(paths: Iterable[str | Path]) -> list[Source]:
+    """Files and folders (searched recursively, hidden entries skipped) -> sources in the order given."""
+    from fgnet_core.data.align_batch import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    sources, used = [], set()
+
+    def add(path: Path, name: str) -> None:
+        unique, k = name, 2
+        while unique in used:
+            unique, k = f"{name}_{k}", k + 1
+        used.add(unique)
+        sources.append(Source(path, "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image", unique))
+
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = [f for f in sorted(path.rglob("*"))
+                     if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+                     and not any(part.startswith(".") for part in f.relative_to(path).parts)]
+            if not found:
+                sources.append(Source(path, "error", "", "folder holds no images or videos"))
+            for f in found:
+                add(f, (Path(path.resolve().name or "input") / f.relative_to(path).with_suffix("")).as_posix())
+        elif path.is_file():
+            add(path, path.stem)
+        else:
+            sources.append(Source(path, "error", "", "no such file or folder"))
+    return sources
+
+
+def _video_frames(path: Path, every: int) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, time in s, RGB [H, W, 3]) of every `every`-th frame; InputError when nothing decodes."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputError("cannot open video (unsupported or corrupt file)")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        index, decoded = 0, 0
+        while True:
+            if index % every:
+                if not cap.grab():
+                    break
+            else:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                decoded += 1
+                yield index, (index / fps if fps > 0 else math.nan), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            index += 1
+        if decoded == 0:
+            raise InputError("video has no decodable frame")
+    finally:
+        cap.release()
+
+
+def _frames(source: Source, every: int) -> Iterator[tuple[int, float, np.ndarray]]:
+    if source.kind == "error":
+        raise InputError(source.error)
+    if source.kind == "video":
+        yield from _video_frames(source.path, every)
+        return
+    from fgnet_core.data.align import ImageLoadError, load_image_rgb
+
+    try:
+        rgb = load_image_rgb(source.path)
+    except ImageLoadError as exc:
+        raise InputError(str(exc).removeprefix(f"{source.path}: ")) from None
+    yield 0, math.nan, rgb
+
+
+def _frame_estimate(sources: list[Source], every: int) -> int:
+    from fgnet_core.data.align_batch import video_frame_count
+
+    return sum(-(-video_frame_count(s.path) // every) if s.kind == "video" else int(s.kind == "image")
+               for s in sources)
+
+
+@dataclass
+class _Pending:
+    row: dict
+    face: object = None            # AlignedFace, or None when the frame gave no face
+    frame: np.ndarray | None = None  # the input frame, kept only for video overlays
+
+
+@dataclass
+class _Runner:
+    """Batches aligned faces through the model and turns them into rows (and overlays)."""
+
+    loaded: LoadedModel
+    batch_size: int
+    overlays: Path | None
+    device: str
+    rows: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+    video: object = None
+
+    @torch.no_grad()
+    def flush(self, source: Source) -> None:
+        from fgnet_core.predict import overlays as ov
+
+        faces = [p for p in self.pending if p.face is not None]
+        labels = self.loaded.au_labels
+        heat = scores = None
+        if faces:
+            batch = np.stack([p.face.image for p in faces])  # [B, 256, 256, 3] uint8
+            images = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            heat = self.loaded.net(images)[:, : len(labels)].float().cpu()  # [B, n_aus, S, S]
+            scores = heat.clamp(-1.0, 1.0).mean(dim=(2, 3)).numpy()  # [B, n_aus]
+        k = 0
+        for item in self.pending:
+            grid = None
+            if item.face is not None:
+                s = scores[k]
+                item.row.update({lab: int(v > 0) for lab, v in zip(labels, s)})
+                item.row.update({f"{lab}_score": float(v) for lab, v in zip(labels, s)})
+                if self.overlays is not None:
+                    frame_tag = f"/{item.row['frame']:06d}" if source.kind == "video" else ""
+                    grid = ov.heatmap_grid(item.face.image, item.face.landmarks, heat[k].numpy(), labels, s,
+                                           title=f"{source.path.name}{frame_tag.replace('/', ' frame ')}")
+                    ov.write_png(self.overlays / f"{source.name}{frame_tag}.png", grid)
+                k += 1
+            if self.video is not None and item.frame is not None:
+                box = None if item.face is None else item.face.box
+                annotated = ov.annotate_frame(item.frame, box, labels,
+                                              [item.row.get(lab) for lab in labels],
+                                              [item.row.get(f"{lab}_score") for lab in labels], item.row["status"])
+                self.video.add(annotated, grid)
+            self.rows.append(item.row)
+        self.pending = []
+
+
+def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | LoadedModel = "demo", *,
+            batch_size: int = 8, overlays_dir: str | Path | None = None, progress: bool = True,
+            every_n_frames: int = 1, stylegan=None, encoder=None, dataset: str | None = None,
+            device: str = "cpu", detect_max_side: int | None = 1024, aligner=None,
+            error_prefix: str = "predict: error: ") -> pd.DataFrame:
+    """Score every frame of `paths` (images, folders, videos) -> DataFrame with `result_columns` (see module doc).
+
+    `df.attrs["errors"]` lists (path, message) of the inputs that could not be read. `detect_max_side`
+    shrinks large frames for face detection only (landmarks still use the full frame); None = full size.
+    """
+    from tqdm.auto import tqdm
+
+    from fgnet_core.data.align import FaceAligner, NoFaceError
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if batch_size < 1 or every_n_frames < 1:
+        raise ValueError("batch_size and every_n_frames must be at least 1")
+    loaded = model if isinstance(model, LoadedModel) else resolve_model(
+        model, stylegan=stylegan, encoder=encoder, dataset=dataset, device=device)
+    loaded.net.to(device).eval()
+    overlays = Path(overlays_dir) if overlays_dir is not None else None
+    if overlays is not None:
+        overlays.mkdir(parents=True, exist_ok=True)
+    sources, errors = collect_sources(paths), []
+    bar = tqdm(total=_frame_estimate(sources, every_n_frames), unit="frame", desc="predict",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def report(path, message: str) -> None:
+        bar.write(f"{error_prefix}{path}: {message}", file=sys.stderr)  # one line, between bar updates
+
+    runner = _Runner(loaded, batch_size, overlays, device)
+    base = {"model": loaded.name, "dataset": loaded.dataset}
+    aligner = aligner or FaceAligner(detect_max_side=detect_max_side)
+    for source in sources:
+        try:
+            for frame, time_s, rgb in _frames(source, every_n_frames):
+                if overlays is not None and source.kind == "video" and runner.video is None:
+                    from fgnet_core.predict.overlays import VideoOverlay, grid_shape
+
+                    fps = _fps(source.path)
+                    runner.video = VideoOverlay(overlays / f"{source.name}.mp4", fps / every_n_frames,
+                                                grid_shape(loaded.n_aus, title=True))
+                row = {"source": str(source.path), "frame": frame, "time_s": time_s, **base}
+                try:
+                    face = aligner.align(rgb)
+                    x0, y0, x1, y1 = face.box
+                    row.update(status="ok", x0=x0, y0=y0, x1=x1, y1=y1)
+                except NoFaceError:
+                    face = None
+                    row["status"] = "no_face"
+                except Exception as exc:  # AlignmentError, or a frame dlib/OpenCV choke on
+                    face = None
+                    row["status"] = "error"
+                    report(source.path, f"frame {frame}: {exc}")
+                runner.pending.append(_Pending(row, face, rgb if runner.video is not None else None))
+                if sum(p.face is not None for p in runner.pending) >= batch_size or len(runner.pending) >= 4 * batch_size:
+                    runner.flush(source)
+                bar.update(1)
+            runner.flush(source)
+        except InputError as exc:
+            runner.flush(source)
+            report(source.path, str(exc))
+            errors.append((str(source.path), str(exc)))
+            runner.rows.append({"source": str(source.path), "status": "error", **base})
+        finally:
+            if runner.video is not None:
+                runner.video.close()
+                runner.video = None
+    bar.close()
+    table = pd.DataFrame(runner.rows, columns=result_columns(loaded.au_labels))
+    table = _typed(table, loaded.au_labels)
+    table.attrs["errors"] = errors
+    return table
+
+
+def _fps(path: Path) -> float:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+    finally:
+        cap.release()
+
+
+def _typed(table: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """Integers that may be missing (frame, box, presence) as nullable Int64, scores as float."""
+    for col in ["frame", "x0", "y0", "x1", "y1", *labels]:
+        table[col] = table[col].astype("Int64")
+    for col in ["time_s", *[f"{lab}_score" for lab in labels]]:
+        table[col] = table[col].astype("float64")
+    return table

@@ -1,0 +1,450 @@
+"""Multi-GPU training with torchrun + DistributedDataParallel: the training loop of `loop.py`, sharded.
+
+    torchrun --nproc_per_node 8 -m fgnet_core.training.distributed --dataset BP4D --fold 0 --protocol faithful
+
+What stays the same as one process (so a run is the same training, only faster):
+- `recipe.batch_size` is the GLOBAL batch. Every iteration takes the same seeded epoch order and the
+  same global batch as `loop.train`; rank r loads and runs only its contiguous share of it.
+- The loss is the mean over the global batch: each rank's local mean is weighted by
+  n_local * world / n_global before DDP averages the gradients, so uneven last batches are exact too.
+- BatchNorm statistics are computed over the global batch (SyncBatchNorm on CUDA; on CPU/gloo a
+  cross-rank BatchNorm built on differentiable all-reduces), as one process would. Parameter names
+  do not change, so checkpoints are the usual files.
+- Checkpoints (last.pt / best.pt), history files and log lines are written by rank 0 only, in the
+  same format and with the same run signature as `loop.train`: a run resumes across world sizes.
+- Evaluation sets are sharded over ranks and gathered, so every rank picks the same best epoch.
+Differences: dropout masks come from per-rank generators (statistically the same); floating-point
+sums run in another order (results agree to float tolerance, not bit for bit).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from fgnet_core import checkpoints
+from fgnet_core.data.au_tables import canonical_dataset, n_aus
+from fgnet_core.evaluation.metrics import dataset_f1
+from fgnet_core.evaluation.predict_set import SetPredictions, predict_dataset
+from fgnet_core.models.fgnet import FGNet
+from fgnet_core.training.loop import (
+    TrainingDiverged, TrainResult, _collate, _epoch_order, _jsonable, _set_seed, heatmap_loss, trainable_parameters,
+    write_history,
+)
+from fgnet_core.training.recipe import TrainRecipe
+
+# ----------------------------------------------------------------------------
+# Process group
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: str = "cpu"  # 'cpu' or 'cuda:<local_rank>'
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
+
+def init_from_env(device: str | None = None, backend: str | None = None, timeout_s: float = 1800.0) -> DistEnv:
+    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent: one process) and join the process group.
+
+    device: 'cuda' (one GPU per local rank, NCCL) or 'cpu' (gloo); default cuda when available.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    dev = f"cuda:{local_rank}" if use_cuda else "cpu"
+    if world > 1 and not dist.is_initialized():
+        kwargs = {"device_id": torch.device(dev)} if use_cuda else {}
+        dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"), timeout=timedelta(seconds=timeout_s),
+                                **kwargs)
+    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(env: DistEnv) -> None:
+    if env.distributed:
+        dist.barrier()
+
+
+# ----------------------------------------------------------------------------
+# Sharding
+
+
+def shard_batch(idx: list[int], rank: int, world: int) -> tuple[list[int], float]:
+    """Rank `rank`'s contiguous share of one global batch and its loss weight n_local * world / n_global.
+
+    Shares differ by at most one item. With fewer items than ranks, empty ranks get weight 0 (they
+    still run a forward on one item so the collectives line up; that item adds nothing to the gradient).
+    """
+    n = len(idx)
+    base, extra = divmod(n, world)
+    sizes = [base + (r < extra) for r in range(world)]
+    start = sum(sizes[:rank])
+    local = idx[start:start + sizes[rank]]
+    return local, (len(local) * world / n if n else 0.0)
+
+
+def shard_indices(n: int, rank: int, world: int) -> list[int]:
+    """Contiguous shard of range(n) for evaluation (gathered back in order)."""
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return list(range(start, start + base + (rank < extra)))
+
+
+# ----------------------------------------------------------------------------
+# BatchNorm over the global batch
+
+
+class CrossRankBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics cover the batch of all ranks (any backend, CPU included).
+
+    Two differentiable all-reduces (count + sum, then the centred sum of squares: a stable two-pass
+    variance). Eval mode and single-process runs are plain BatchNorm2d. Same parameters and buffers.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        xf = x.float()
+        local_n = xf.new_tensor([x.numel() // c], dtype=torch.float32)
+        first = all_reduce(torch.cat([xf.sum(dim=(0, 2, 3)), local_n]))
+        n = first[c]
+        mean = first[:c] / n
+        centred = xf - mean.view(1, c, 1, 1)
+        var = all_reduce(centred.square().sum(dim=(0, 2, 3))) / n  # biased, for normalisation
+        y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
+        if self.affine:
+            y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)).clamp(min=1.0), alpha=m)
+        return y.to(x.dtype)
+
+
+def convert_batchnorm(model: nn.Module, kind: str) -> nn.Module:
+    """Replace BatchNorm2d modules by a synchronised kind ('torch' SyncBatchNorm or 'cross_rank'); keys kept."""
+    if kind == "torch":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if kind != "cross_rank":
+        raise ValueError(f"unknown BatchNorm kind {kind!r}")
+    for name, child in list(model.named_children()):
+        if type(child) is nn.BatchNorm2d:
+            new = CrossRankBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                       child.track_running_stats, device=child.running_mean.device,
+                                       dtype=child.running_mean.dtype)
+            new.load_state_dict(child.state_dict())
+            new.train(child.training)
+            if child.affine:  # keep the very Parameter objects (an optimizer may already hold them)
+                new.weight, new.bias = child.weight, child.bias
+            setattr(model, name, new)
+        else:
+            convert_batchnorm(child, kind)
+    return model
+
+
+# ----------------------------------------------------------------------------
+# DDP
+
+
+def unused_parameter_names(model: FGNet) -> list[str]:
+    """Parameters FG-Net's forward never reads (the RGB branch; layers and W+ rows past the last map
+    the interpreter reads). DDP must not wait for their gradients."""
+    last = max(model.feature_layers)  # feature j >= 1 is layer j - 1 of [conv1, convs...], W+ row j - 1
+    names = []
+    for name, _ in model.named_parameters():
+        conv = re.match(r"generator\.convs\.(\d+)\.", name)
+        head = re.match(r"encoder\.encoder\.styles\.(\d+)\.", name)
+        if (name.startswith("generator.to_rgb") or (conv and int(conv[1]) + 2 > last)
+                or (head and int(head[1]) > last - 1)):
+            names.append(name)
+    return names
+
+
+def wrap_ddp(model: FGNet, env: DistEnv, find_unused_parameters: bool = False, **kwargs) -> nn.Module:
+    """DistributedDataParallel around `model` (returned as is for one process)."""
+    if not env.distributed:
+        return model
+    DDP._set_params_and_buffers_to_ignore_for_model(model, unused_parameter_names(model))
+    device_ids = [env.local_rank] if env.device_type == "cuda" else None
+    return DDP(model, device_ids=device_ids, broadcast_buffers=False, gradient_as_bucket_view=True,
+               find_unused_parameters=find_unused_parameters, **kwargs)
+
+
+def _all_sum(value: float, env: DistEnv) -> float:
+    if not env.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=env.device)
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def predict_sharded(model: FGNet, dataset, batch_size: int, env: DistEnv, amp: bool = False) -> SetPredictions:
+    """predict_dataset over this rank's shard, gathered in dataset order on every rank."""
+    if not env.distributed:
+        return predict_dataset(model, dataset, batch_size, device=env.device_type, amp=amp)
+    part = torch.utils.data.Subset(dataset, shard_indices(len(dataset), env.rank, env.world_size))
+    mine = predict_dataset(model, part, batch_size, device=env.device_type, amp=amp) if len(part) else None
+    gathered: list = [None] * env.world_size
+    dist.all_gather_object(gathered, mine)
+    parts = [g for g in gathered if g is not None]
+    return SetPredictions(np.concatenate([p.labels for p in parts]), np.concatenate([p.predictions for p in parts]),
+                          np.concatenate([p.scores for p in parts]), [q for p in parts for q in p.paths])
+
+
+# ----------------------------------------------------------------------------
+# The loop
+
+
+def train_ddp(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dataset: str, *, env: DistEnv,
+              selection_set=None, eval_sets: dict | None = None, log: Callable[[str], None] = print,
+              progress: Callable | None = None, run_params: dict | None = None,
+              stop_after_iterations: int | None = None, sync_batchnorm: str = "auto") -> TrainResult:
+    """`loop.train` over `env.world_size` processes (see the module docstring); with one process it is
+    the same computation as `loop.train`. sync_batchnorm: 'auto' (SyncBatchNorm on CUDA, cross-rank on
+    CPU), 'torch', 'cross_rank' or 'none' (per-rank statistics)."""
+    dataset = canonical_dataset(dataset)
+    out_dir = Path(out_dir)
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    main_log = log if env.is_main else (lambda s: None)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if model.preset.heatmap_size != recipe.heatmap_size:
+        raise ValueError(f"recipe heatmap_size {recipe.heatmap_size} differs from the model's "
+                         f"{model.preset.heatmap_size}")
+    if model.interpreter.out_channels < n_aus(dataset):
+        raise ValueError(f"the model has {model.interpreter.out_channels} output channels, {dataset} needs {n_aus(dataset)}")
+    if recipe.batch_size < env.world_size:
+        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; it must be >= the {env.world_size} ranks")
+    signature = {"recipe": recipe.to_dict(), "dataset": dataset, "n_train": len(train_set),
+                 "preset": model.preset.to_dict(), **(run_params or {})}  # as loop.train: resumable across sizes
+    eval_sets = dict(eval_sets or {})
+    if selection_set is not None:
+        eval_sets = {"selection": selection_set, **eval_sets}
+
+    _set_seed(recipe.seed)
+    model.to(env.device)
+    if env.distributed and sync_batchnorm != "none":
+        kind = sync_batchnorm if sync_batchnorm != "auto" else ("torch" if env.device_type == "cuda" else "cross_rank")
+        convert_batchnorm(model, kind)
+    params = trainable_parameters(model, recipe.freeze_backbone)
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    state = {"epoch": 0, "iteration": 0, "history": [], "best_f1": -1.0, "best_epoch": -1, "loss_sum": 0.0,
+             "loss_count": 0}
+    if last_path.exists():
+        ckpt = checkpoints.read_checkpoint(last_path, "training checkpoint")
+        if isinstance(ckpt, dict) and ckpt.get("signature") == _jsonable(signature):
+            checkpoints.load_state_strict(model, ckpt["model"], last_path, "model")
+            optimizer.load_state_dict(ckpt["optimizer"])
+            state.update(ckpt["state"])
+            torch.set_rng_state(ckpt["rng"])
+            main_log(f"resuming from {last_path}: epoch {state['epoch'] + 1}, iteration {state['iteration']}")
+        else:
+            main_log(f"{last_path} belongs to other settings; starting afresh")
+    if env.rank > 0:  # own dropout masks per rank; rank 0 keeps the single-process stream
+        torch.manual_seed(recipe.seed * 1_000_003 + env.rank * 7919 + state["epoch"] * 101 + state["iteration"])
+    ddp_model = wrap_ddp(model, env)
+
+    iters_per_epoch = min(recipe.iterations, math.ceil(len(train_set) / recipe.batch_size))
+    done_iterations = 0
+
+    def save_last() -> None:
+        if env.is_main:
+            checkpoints.save_training_checkpoint(last_path, model, optimizer, epoch=state["epoch"], params=run_params,
+                                                 state=state, rng=torch.get_rng_state(), signature=_jsonable(signature))
+
+    while state["epoch"] < recipe.epochs:
+        epoch = state["epoch"]
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        order = _epoch_order(len(train_set), recipe.seed, epoch)
+        model.train()
+        if recipe.freeze_backbone:
+            model.encoder.eval()
+            model.generator.eval()
+        started = time.perf_counter()
+        steps = range(state["iteration"], iters_per_epoch)
+        for it in (progress(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}") if progress and env.is_main else steps):
+            idx = order[it * recipe.batch_size:(it + 1) * recipe.batch_size]
+            if not idx:
+                break
+            local, weight = shard_batch(idx, env.rank, env.world_size)
+            batch = _collate([train_set[i] for i in (local or idx[:1])])
+            with torch.autocast(device_type=env.device_type, dtype=torch.bfloat16, enabled=recipe.amp):
+                pred = ddp_model(batch["image"].to(env.device))
+            loss = heatmap_loss(pred, batch["heatmap"].to(env.device))
+            global_loss = (_all_sum(float(loss.detach()) * len(local), env) / len(idx) if env.distributed
+                           else float(loss.item()))
+            if not math.isfinite(global_loss):
+                raise TrainingDiverged(
+                    f"training diverged: loss is {global_loss} at epoch {epoch + 1}, iteration {it + 1}; "
+                    f"the last good state is kept in {last_path if last_path.exists() else '(none yet)'} — "
+                    f"lower train.lr or enable gradient clipping")
+            optimizer.zero_grad(set_to_none=True)
+            (loss * weight if weight != 1.0 else loss).backward()
+            if recipe.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+            optimizer.step()
+            state["loss_sum"] += global_loss * len(idx)
+            state["loss_count"] += len(idx)
+            state["iteration"] = it + 1
+            done_iterations += 1
+            if state["iteration"] % recipe.checkpoint_every == 0 and state["iteration"] < iters_per_epoch:
+                save_last()
+            if stop_after_iterations is not None and done_iterations >= stop_after_iterations:
+                save_last()
+                barrier(env)
+                return TrainResult(state["best_epoch"], state["best_f1"], state["history"], None)
+
+        row = {"epoch": epoch + 1, "loss": state["loss_sum"] / max(state["loss_count"], 1),
+               "seconds": round(time.perf_counter() - started, 2)}
+        for name, eval_set in eval_sets.items():
+            preds = predict_sharded(model, eval_set, recipe.eval_batch_size, env, amp=recipe.amp)
+            f1 = dataset_f1(preds.labels, preds.predictions[:, : n_aus(dataset)], dataset)
+            row[f"{name}_f1"] = f1["avg"]
+        if row.get("selection_f1", -1.0) > state["best_f1"] or state["best_epoch"] < 0:
+            state["best_f1"], state["best_epoch"] = row.get("selection_f1", 0.0), epoch + 1
+            if env.is_main:
+                checkpoints.save_training_checkpoint(best_path, model, None, epoch=epoch + 1, params=run_params,
+                                                     selection_f1=state["best_f1"])
+        state["history"].append(row)
+        main_log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        state.update(epoch=epoch + 1, iteration=0, loss_sum=0.0, loss_count=0)
+        save_last()
+        if env.is_main:
+            write_history(out_dir, state["history"])
+
+    barrier(env)  # best.pt and history exist for every rank from here on
+    return TrainResult(state["best_epoch"], state["best_f1"], state["history"], best_path)
+
+
+# ----------------------------------------------------------------------------
+# Entry point: one pipeline run (dataset x fold x protocol) on all ranks
+
+
+def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: DistEnv, *, size: int | None = None,
+                  fast: dict | None = None, log=print):
+    """`pipeline.runs.train_run` with the training sharded over ranks; rank 0 scores the test set and
+    returns the RunOutput (other ranks return None)."""
+    import pandas as pd
+
+    from fgnet_core.data.au_tables import dataset_aus
+    from fgnet_core.data.folds import sample_training_rows
+    from fgnet_core.data.labels import label_csv_path, read_label_csv
+    from fgnet_core.models.fast import make_fast_from_params
+    from fgnet_core.pipeline import runs
+    from fgnet_core.pipeline.config import PROTOCOLS, layout, recipe_for
+
+    lay = layout(params)
+    dataset = canonical_dataset(dataset)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    recipe = recipe_for(params)
+    train_split, select_split = runs.SPLITS_OF[protocol]
+    name = lay.run_name(dataset, fold, protocol) + (f"_n{size}" if size else "")
+    run_dir = lay.runs_dir / name
+    table = None
+    if size:
+        full = read_label_csv(label_csv_path(lay.aligned_dir, dataset, fold, train_split), dataset)
+        table = sample_training_rows(full, min(size, len(full)), seed=recipe.seed)
+    train_set = runs.labelled_set(lay, params, dataset, fold, train_split, True, table)
+    selection = runs.labelled_set(lay, params, dataset, fold, select_split, False)
+    test_set = selection if select_split == "test" else runs.labelled_set(lay, params, dataset, fold, "test", False)
+    eval_sets = {} if select_split == "test" else {"test": test_set}
+    if env.is_main:
+        log(f"{name}: {len(train_set)} training frames on {env.world_size} ranks (global batch {recipe.batch_size}), "
+            f"selecting on {select_split} ({len(selection)} frames), preset {params['preset']}")
+    model = runs.build_model(params, lay)
+    if fast is not None:
+        model = make_fast_from_params(model, fast)
+    result = train_ddp(model, train_set, recipe, run_dir, dataset, env=env, selection_set=selection,
+                       eval_sets=eval_sets, log=log,
+                       run_params={"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
+    best, _ = checkpoints.load_training_checkpoint(result.best_path)
+    preds = predict_sharded(best.to(env.device), test_set, recipe.eval_batch_size, env, amp=recipe.amp)
+    if not env.is_main:
+        return None
+    k = n_aus(dataset)
+    test_scores = dataset_f1(preds.labels, preds.predictions[:, :k], dataset)
+    frame = pd.DataFrame({"image_path": preds.paths})
+    for i, au in enumerate(dataset_aus(dataset)):
+        frame[f"{au.label}_true"] = preds.labels[:, i]
+        frame[f"{au.label}_score"] = preds.scores[:, i].round(5)
+    frame.to_csv(run_dir / "test_predictions.csv", index=False)
+    metrics = {"dataset": dataset, "fold": int(fold), "protocol": protocol, "train_frames": len(train_set),
+               "test_frames": len(test_set), "best_epoch": result.best_epoch,
+               "selection_f1": round(result.best_selection_f1, 4), **runs.flat_f1(test_scores),
+               "world_size": env.world_size}
+    out = runs.RunOutput(name, metrics, run_dir)
+    runs.publish_run(out, lay)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fgnet_core.training.distributed",
+                                 description="one training run over all torchrun ranks (DDP)")
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--fold", type=int, required=True)
+    ap.add_argument("--protocol", default="faithful")
+    ap.add_argument("--size", type=int, default=None, help="train on a seeded subset of this many frames")
+    ap.add_argument("--params", type=Path, default=None, help="params.yaml (default: the repository's)")
+    ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
+    ap.add_argument("--fast", action="store_true", help="run the fast path (models/fast.py)")
+    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="fast path precision")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the fast path")
+    args = ap.parse_args(argv)
+
+    from fgnet_core.pipeline.config import load_params
+
+    env = init_from_env(args.device)
+    try:
+        params = load_params(args.params)
+        fast = {"precision": args.precision, "compile": args.compile} if args.fast else None
+        out = ddp_train_run(params, args.dataset, args.fold, args.protocol, env, size=args.size, fast=fast)
+        if out is not None:
+            print(out.metrics)
+    finally:
+        cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

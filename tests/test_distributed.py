@@ -1,0 +1,149 @@
+"""DDP training (training/distributed.py): 2 CPU processes under torchrun (gloo) == one process.
+
+Run as a script, this file is the torchrun worker: `torchrun --nproc_per_node 2 tests/test_distributed.py OUT`.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO_ROOT))
+
+from fgnet_core.models import FGNet  # noqa: E402
+from fgnet_core.presets import get_preset  # noqa: E402
+from fgnet_core.training import distributed as ddp  # noqa: E402
+from fgnet_core.training import loop  # noqa: E402
+from fgnet_core.training.recipe import TrainRecipe  # noqa: E402
+
+# small, BatchNorm everywhere (encoder + interpreter), dropout 0: runs compare to float tolerance
+PRESET = get_preset("tiny", out_channels=8, heatmap_size=16, generator_size=32, dropout=0.0,
+                    generator_channels={4: 8, 8: 8, 16: 8, 32: 8}, encoder_input_size=64,
+                    encoder_widths=(4, 8, 8, 16), style_dim=16)
+# global batch 5 over 2 ranks: shares 3 + 2, and a last batch of 3 (13 items): uneven shares are exact too
+RECIPE = TrainRecipe(lr=2e-3, batch_size=5, epochs=2, iterations=3, heatmap_size=16, sigma=2.0, grad_clip=1.0,
+                     checkpoint_every=100, eval_batch_size=4, seed=3)
+N_TRAIN = 13
+
+
+class ToySet(torch.utils.data.Dataset):
+    """Images whose half brightness decides two AUs; +-1 target maps."""
+
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = (torch.rand(n, 8, generator=g) > 0.5).float()
+        self.images = torch.rand(n, 3, 256, 256, generator=g) * 0.2 - 0.1
+        self.images[:, :, :, :128] += self.labels[:, 0, None, None, None] * 0.8
+        self.images[:, :, :, 128:] += self.labels[:, 1, None, None, None] * 0.8
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        heat = (self.labels[i] * 2 - 1)[:, None, None].expand(8, 16, 16).clone()
+        return {"image": self.images[i], "labels": self.labels[i], "heatmap": heat, "path": f"x/{i}.jpg", "index": i}
+
+
+def _model():
+    torch.manual_seed(0)
+    return FGNet(PRESET)
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _worker(out_dir: str) -> None:
+    torch.set_num_threads(1)
+    env = ddp.init_from_env("cpu")
+    try:
+        model = _model()
+        res = ddp.train_ddp(model, ToySet(N_TRAIN), RECIPE, Path(out_dir) / "run", "DISFA", env=env,
+                            selection_set=ToySet(6, seed=1), log=lambda s: None)
+        torch.save({"state": _state(model), "history": res.history, "best_epoch": res.best_epoch},
+                   Path(out_dir) / f"rank{env.rank}.pt")
+    finally:
+        ddp.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------
+
+
+def test_shards_cover_the_global_batch_in_order_with_exact_weights():
+    idx = list(range(10, 17))  # 7 items over 3 ranks: 3 + 2 + 2
+    shards = [ddp.shard_batch(idx, r, 3) for r in range(3)]
+    assert [s for s, _ in shards] == [[10, 11, 12], [13, 14], [15, 16]]
+    # DDP averages the weighted local means: (1/W) sum_r w_r mean_r == the global-batch mean
+    values = {i: float(i * i % 7) for i in idx}
+    averaged = sum(w * sum(values[i] for i in s) / len(s) for s, w in shards) / 3
+    assert averaged == pytest.approx(sum(values.values()) / len(idx))
+    assert ddp.shard_batch([4], 1, 2) == ([], 0.0)
+    assert [ddp.shard_indices(5, r, 2) for r in range(2)] == [[0, 1, 2], [3, 4]]
+
+
+def test_unused_parameters_are_exactly_those_without_gradient():
+    model = _model().train()
+    out = model(torch.rand(2, 3, 256, 256) * 2 - 1)
+    out.square().mean().backward()
+    no_grad = {n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()}
+    unused = set(ddp.unused_parameter_names(model))
+    assert unused and unused <= no_grad
+    assert all("to_rgb" in n or "styles.7." in n for n in no_grad)  # W+ row 7 feeds only the RGB branch
+
+
+def test_one_process_train_ddp_is_loop_train(tmp_path):
+    """Guards against drift between the two loops: with one process they are the same computation."""
+    data, val = ToySet(N_TRAIN), ToySet(6, seed=1)
+    a, b = _model(), _model()
+    ra = loop.train(a, data, RECIPE, tmp_path / "loop", "DISFA", selection_set=val, log=lambda s: None)
+    rb = ddp.train_ddp(b, data, RECIPE, tmp_path / "ddp", "DISFA", env=ddp.DistEnv(), selection_set=val,
+                       log=lambda s: None)
+    sa, sb = _state(a), _state(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert ra.history == [{**h, "seconds": r["seconds"]} for h, r in zip(rb.history, ra.history)]
+    assert ra.best_epoch == rb.best_epoch
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_match_one_process(tmp_path):
+    single = _model()
+    ref = loop.train(single, ToySet(N_TRAIN), RECIPE, tmp_path / "single", "DISFA", selection_set=ToySet(6, seed=1),
+                     log=lambda s: None)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(Path(__file__).resolve()), str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    # both ranks hold identical weights (parameters and BatchNorm statistics)
+    assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
+    # ... equal to the one-process run with the same global batch, to float tolerance
+    ws = _state(single)
+    for k, v in ws.items():
+        if v.is_floating_point():
+            assert torch.allclose(r0["state"][k], v, rtol=1e-4, atol=1e-5), k
+        else:
+            assert torch.equal(r0["state"][k], v), k
+    assert [h["loss"] for h in r0["history"]] == pytest.approx([h["loss"] for h in ref.history], rel=1e-5)
+    assert r0["best_epoch"] == ref.best_epoch
+    # rank 0 alone wrote the run's files, in the usual formats
+    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "history.csv").is_file()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "history.csv", "history.json", "last.pt"]
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1])

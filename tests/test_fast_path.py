@@ -1,0 +1,304 @@
+"""Fast path (models/fast.py) against the reference float32 path: same function, same parameters."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fgnet_core.models import FGNet, GradualStyleEncoder, PSPEncoder, PyramidInterpreter
+from fgnet_core.models.fast import (
+    FastFGNet, FastSettings, _Ctx, _encoder, _interpreter, _phase_shuffle, _styled_conv, fused_upsample_weight,
+    make_fast, make_fast_from_params, make_reference,
+)
+from fgnet_core.models.stylegan2_layers import ModulatedConv2d, StyledConv
+from fgnet_core.presets import get_preset
+
+BF16_REL = 3e-2  # max |fast - ref| / max |ref| on heatmaps
+FP32_REL = 1e-4
+SCORE_MARGIN = 0.02  # AU scores (mean of the clamped heatmap) closer than this to 0 may flip in bf16
+
+# the tiny topology made smaller still (32 px generator, 64 px encoder input, 16 px heatmaps);
+# dropout 0 so training steps compare exactly
+PRESET = get_preset("tiny", dropout=0.0, generator_size=32, style_dim=16, encoder_input_size=64,
+                    generator_channels={4: 16, 8: 16, 16: 12, 32: 8}, encoder_widths=(8, 8, 16, 16),
+                    out_channels=8, heatmap_size=16)
+
+
+def _seeded_net(preset=PRESET, seed=0) -> FGNet:
+    """Seeded weights with non-trivial BatchNorm statistics and noise strengths."""
+    torch.manual_seed(seed)
+    net = FGNet(preset)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.normal_(1, 0.1)
+                m.bias.normal_(0, 0.1)
+        for layer in [net.generator.conv1, *net.generator.convs]:
+            layer.noise.weight.fill_(0.3)
+            layer.activate.bias.normal_(0, 0.1)
+    return net
+
+
+def _images(n=4, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 256, 256, generator=g) * 2 - 1
+
+
+def _rel(a, b):
+    return ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+
+
+def _scores(heat):
+    return heat.float().clamp(-1, 1).mean(dim=(2, 3))
+
+
+def _assert_au_decisions_agree(fast, ref, margin=SCORE_MARGIN):
+    s_fast, s_ref = _scores(fast), _scores(ref)
+    disagree = (s_fast > 0) != (s_ref > 0)
+    assert not (disagree & (s_ref.abs() >= margin)).any(), "AU decisions differ away from the threshold"
+
+
+# ----------------------------------------------------------------------------
+# exact re-arrangements
+
+
+@pytest.mark.parametrize("in_c,out_c,size", [(5, 4, 1), (3, 6, 4), (8, 2, 7)])
+def test_fused_upsample_conv_equals_transposed_conv_then_blur(in_c, out_c, size):
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(in_c, out_c, 3, 8, upsample=True).double()
+    x = torch.randn(2, in_c, size, size, dtype=torch.float64)
+    w = conv.weight[0] * conv.scale
+    expected = conv.blur(F.conv_transpose2d(x, w.transpose(0, 1), stride=2))  # the reference's two steps
+    g, (p0, p1) = fused_upsample_weight(w, conv.blur.kernel.double(), conv.blur.pad)
+    assert g.shape == (4 * out_c, in_c, 3, 3) and (p0, p1) == (1, 1)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        y = F.conv2d(F.pad(x, [p0, p1, p0, p1]).contiguous(memory_format=layout), g.contiguous(memory_format=layout))
+        out = _phase_shuffle(y, out_c)
+        assert out.shape == expected.shape == (2, out_c, 2 * size, 2 * size)
+        assert torch.allclose(out, expected, atol=1e-12)
+
+
+def test_fused_upsample_declines_shapes_that_do_not_double():
+    assert fused_upsample_weight(torch.randn(2, 2, 3, 3), torch.ones(4, 4) / 16, (2, 1)) is None
+
+
+# ----------------------------------------------------------------------------
+# whole model, small preset
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("upconv", ["fused", "transpose"])
+def test_fast_fp32_matches_reference_in_eval(channels_last, upconv):
+    net = _seeded_net().eval()
+    x = _images()
+    with torch.no_grad():
+        ref = net(x)
+        make_fast(net, precision="fp32", channels_last=channels_last, upconv=upconv)
+        out = net(x)
+        again = net(x)  # second call: cached derived weights
+    assert _rel(out, ref) < FP32_REL
+    assert torch.equal(out, again)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+
+
+def test_fast_bf16_within_bf16_tolerance_and_same_au_decisions():
+    net = _seeded_net().eval()
+    x = _images(6)
+    with torch.no_grad():
+        ref = net(x)
+        out = make_fast(net, precision="bf16")(x)
+    assert _rel(out, ref) < BF16_REL
+    _assert_au_decisions_agree(out, ref)
+
+
+def test_fast_features_are_channels_last_and_match_reference():
+    net = _seeded_net().eval()
+    x = _images(2)
+    with torch.no_grad():
+        ref = net.features(x)
+        make_fast(net, precision="fp32", channels_last=True)
+        fast = net.features(x)
+    for r, f in zip(ref, fast):
+        assert f.is_contiguous(memory_format=torch.channels_last)
+        assert _rel(f, r) < FP32_REL
+
+
+def _train_step(net, x, target):
+    net.train()
+    net.zero_grad(set_to_none=True)
+    loss = F.mse_loss(net(x)[:, : target.shape[1]].float(), target)
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fast_training_step_matches_reference(precision):
+    ref_net = _seeded_net()
+    fast_net = make_fast(copy.deepcopy(ref_net), precision=precision)
+    x = _images(4)
+    target = torch.randn(4, 8, 16, 16) * 0.5
+    loss_r, grads_r = _train_step(ref_net, x, target)
+    loss_f, grads_f = _train_step(fast_net, x, target)
+    assert grads_r.keys() == grads_f.keys()
+    assert {n for n, _ in ref_net.named_parameters()} - set(grads_r) == {  # only the unused RGB branch
+        n for n, _ in ref_net.named_parameters() if "to_rgb" in n}
+    tol = FP32_REL if precision == "fp32" else 5e-2
+    assert abs(loss_f - loss_r) / loss_r < tol
+    if precision == "fp32":
+        for name in grads_r:
+            diff = (grads_f[name] - grads_r[name]).abs().max()
+            assert diff <= 1e-3 * grads_r[name].abs().max() + 1e-12, name  # rows read only by RGB: 0 in both
+    else:  # bf16 gradients: the overall direction and size agree
+        flat_r = torch.cat([g.flatten() for g in grads_r.values()])
+        flat_f = torch.cat([grads_f[n].flatten() for n in grads_r])
+        assert F.cosine_similarity(flat_r, flat_f, dim=0) > 0.99
+        assert abs(flat_f.norm() / flat_r.norm() - 1) < 0.05
+    # BatchNorm running statistics are updated the same way (float32 buffers)
+    sr, sf = ref_net.state_dict(), fast_net.state_dict()
+    for key in sr:
+        if "running_" in key or "num_batches" in key:
+            assert sf[key].dtype == sr[key].dtype
+            assert torch.allclose(sf[key].float(), sr[key].float(), rtol=1e-3 if precision == "fp32" else 3e-2,
+                                  atol=1e-5 if precision == "fp32" else 3e-3), key
+
+
+def test_state_dict_unchanged_and_reference_restored():
+    net = _seeded_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fast = make_fast(net, precision="bf16", channels_last=True)
+    assert fast is net and isinstance(net, FastFGNet) and isinstance(net, FGNet)
+    after = net.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[k], before[k]) and after[k].dtype == before[k].dtype for k in before)
+    plain = FGNet(PRESET)
+    plain.load_state_dict(after)  # loads into a reference model as is
+    make_reference(net)
+    assert type(net) is FGNet and not hasattr(net, "_fast_settings")
+    with torch.no_grad():
+        assert torch.equal(net.eval()(_images(1)), plain.eval()(_images(1)))
+
+
+def test_cache_follows_in_place_weight_updates():
+    net = make_fast(_seeded_net().eval(), precision="fp32")
+    x = _images(2)
+    with torch.no_grad():
+        first = net(x)
+        for p in net.parameters():
+            p.mul_(0.9)
+        second = net(x)
+        net.clear_fast_cache()
+        third = net(x)
+    assert not torch.allclose(first, second)
+    assert torch.equal(second, third)
+
+
+def test_settings_from_params():
+    s = FastSettings.from_params({"precision": "fp32", "compile": True})
+    assert s.precision == "fp32" and s.compile and s.channels_last
+    with pytest.raises(ValueError, match="unknown fast-path setting"):
+        FastSettings.from_params({"precison": "bf16"})
+    with pytest.raises(ValueError, match="precision must be one of"):
+        FastSettings(precision="fp16")
+    net = make_fast_from_params(_seeded_net(), {"enabled": True, "precision": "fp32"})
+    assert net.fast_settings.precision == "fp32"
+    assert type(make_fast_from_params(net, {"enabled": False})) is FGNet
+
+
+def test_autocast_around_the_fast_model_changes_nothing():
+    net = make_fast(_seeded_net().eval(), precision="fp32")
+    x = _images(2)
+    with torch.no_grad():
+        plain = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            wrapped = net(x)
+    assert torch.equal(plain, wrapped)
+
+
+@pytest.mark.slow
+def test_fast_forward_and_backward_trace_as_one_graph():
+    """torch.compile sees no graph break (aot_eager: tracing only, no code generation on CPU)."""
+    torch._dynamo.reset()
+    net = make_fast(_seeded_net(), precision="bf16")
+    compiled = torch.compile(net._fast_forward, backend="aot_eager", fullgraph=True, dynamic=False)
+    x = _images(2)
+    net.eval()
+    with torch.no_grad():
+        assert _rel(compiled(x), net(x)) < BF16_REL  # decompositions round bf16 differently
+    net.train()
+    out = compiled(x)
+    out.float().square().mean().backward()
+    assert all(p.grad is not None for n, p in net.named_parameters() if "to_rgb" not in n)
+    torch._dynamo.reset()
+
+
+# ----------------------------------------------------------------------------
+# seeded pieces at the official widths
+
+
+def _ctx(precision, cl=True, upconv="auto"):
+    return _Ctx(FastSettings(precision=precision, channels_last=cl, upconv=upconv), None)
+
+
+@pytest.mark.parametrize("in_c,out_c,upsample,size", [
+    (512, 512, True, 4),  # 8 px layer
+    (512, 256, True, 8),  # 128 px layer: transposed conv under 'auto'
+    (64, 32, True, 8),  # 1024 px layer: fused under 'auto'
+    (32, 32, False, 16),
+])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_official_width_styled_convs(in_c, out_c, upsample, size, precision):
+    torch.manual_seed(0)
+    layer = StyledConv(in_c, out_c, 3, 512, upsample=upsample).eval()
+    with torch.no_grad():
+        layer.noise.weight.fill_(0.2)
+        layer.activate.bias.normal_(0, 0.1)
+    res = size * 2 if upsample else size
+    noise = torch.randn(1, 1, res, res)
+    x, style = torch.randn(2, in_c, size, size), torch.randn(2, 512)
+    with torch.no_grad():
+        ref = layer(x, style, noise=noise)  # grouped modulated conv, reference ops
+        s = layer.conv.modulation(style)
+        out = _styled_conv(_ctx(precision), layer, x.to(_ctx(precision).dt), s, noise)
+    assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_official_width_encoder(precision):
+    """IR-SE-50 at the official widths and depths, with heads sized for a 64 px input."""
+    torch.manual_seed(0)
+    enc = GradualStyleEncoder(n_styles=18, input_size=64)
+    with torch.no_grad():
+        for m in enc.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    psp = PSPEncoder(enc, torch.randn(18, 512)).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        ref = psp(x)
+        ctx = _ctx(precision)
+        out = _encoder(ctx, psp, ctx.fmt(x.to(ctx.dt)))
+    assert out.dtype == torch.float32
+    assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_official_width_interpreter(precision):
+    """The official interpreter widths; pyramid 4..256 px read into 16 px heatmaps (official: 4..1024 -> 128)."""
+    torch.manual_seed(0)
+    chans, res = (512, 512, 512, 512, 512, 256, 128), (4, 8, 16, 32, 64, 128, 256)
+    ip = PyramidInterpreter(chans, res, out_channels=32, heatmap_size=16)
+    ip.init_weights()
+    ip.eval()
+    feats = [torch.randn(2, c, r, r) for c, r in zip(chans, res)]
+    with torch.no_grad():
+        ref = ip(feats)
+        ctx = _ctx(precision)
+        out = _interpreter(ctx, ip, [ctx.fmt(f.to(ctx.dt)) for f in feats])
+    assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)

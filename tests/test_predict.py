@@ -1,0 +1,194 @@
+"""`fgnet predict`: images, folders and a video made here, the no-face and unreadable cases, the CSV schema,
+overlays, and the `--model` mapping. The model is a seeded untrained `tiny` FGNet saved as a training
+checkpoint, so nothing needs training or downloading. Real photos available offline: scikit-image's
+astronaut (a face) and chelsea (a cat: no human face).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("dlib")
+skdata = pytest.importorskip("skimage.data")
+from PIL import Image  # noqa: E402
+
+from fgnet_core.checkpoints import save_fgnet_model, save_training_checkpoint  # noqa: E402
+from fgnet_core.cli import main  # noqa: E402
+from fgnet_core.models.fgnet import FGNet  # noqa: E402
+from fgnet_core.predict import ModelNotFoundError, ModelSpecError, predict, resolve_model, result_columns  # noqa: E402
+
+BP4D_AUS = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24"]
+VIDEO_FPS = 10.0
+BLANK_FRAMES = (2, 5)
+N_FRAMES = 7
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_training_checkpoint(path, FGNet("tiny"), epoch=0, params={"dataset": "BP4D"})
+    return path
+
+
+def _write_video(path: Path, face: np.ndarray) -> None:
+    """N_FRAMES frames of 288x288 (MJPG .avi): the face moving and growing a little, blank at BLANK_FRAMES."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), VIDEO_FPS, (288, 288))
+    assert writer.isOpened()
+    for i in range(N_FRAMES):
+        if i in BLANK_FRAMES:
+            frame = np.full((288, 288, 3), 40, np.uint8)
+        else:
+            scale = 1.0 + 0.04 * i
+            big = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            frame = np.ascontiguousarray(big[3 * i:3 * i + 288, 2 * i:2 * i + 288])
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("media")
+    astronaut = skdata.astronaut()  # [512, 512, 3]
+    face = cv2.resize(np.ascontiguousarray(astronaut[30:350, 110:430]), (288, 288), interpolation=cv2.INTER_AREA)
+    files = {"face": root / "astronaut.jpg", "cat": root / "chelsea.jpg", "text": root / "notes.jpg",
+             "empty": root / "empty.jpg", "video": root / "clip.avi"}
+    Image.fromarray(face).save(files["face"], quality=92)
+    Image.fromarray(skdata.chelsea()).save(files["cat"], quality=92)
+    files["text"].write_text("this is not a picture\n")
+    files["empty"].write_bytes(b"")
+    _write_video(files["video"], face)
+    return files
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_model, media, tmp_path_factory):
+    """One CLI run over every kind of input, with overlays -> (exit code, stderr, table, overlay dir)."""
+    out = tmp_path_factory.mktemp("run")
+    inputs = [media[k] for k in ("face", "cat", "text", "empty", "video")] + [out / "missing.png"]
+    argv = ["predict", *map(str, inputs), "--out", str(out / "results.csv"), "--model", str(tiny_model),
+            "--overlays", str(out / "overlays"), "--batch-size", "3", "--no-progress"]
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue(), pd.read_csv(out / "results.csv"), out / "overlays"
+
+
+def test_schema_is_exact():
+    assert result_columns(BP4D_AUS) == (["source", "frame", "time_s", "x0", "y0", "x1", "y1", "status"] + BP4D_AUS
+                                        + [f"{a}_score" for a in BP4D_AUS] + ["model", "dataset"])
+
+
+def test_csv_schema_and_face_row(full_run, media, tiny_model):
+    code, _, table, _ = full_run
+    assert list(table.columns) == result_columns(BP4D_AUS)
+    assert set(table["status"]) <= {"ok", "no_face", "error"}
+    row = table[table["source"] == str(media["face"])].iloc[0]
+    assert row["status"] == "ok" and row["frame"] == 0 and math.isnan(row["time_s"])
+    assert 0 <= row["x0"] < row["x1"] <= 288 and 0 <= row["y0"] < row["y1"] <= 288
+    scores = row[[f"{a}_score" for a in BP4D_AUS]].to_numpy(float)
+    assert np.all(np.abs(scores) <= 1)
+    assert list(row[BP4D_AUS].astype(int)) == [int(s > 0) for s in scores]  # presence = heatmap mean > 0
+    assert (table["model"] == str(tiny_model)).all() and (table["dataset"] == "BP4D").all()
+
+
+def test_no_face_is_a_row_not_a_failure(full_run, media):
+    table = full_run[2]
+    row = table[table["source"] == str(media["cat"])].iloc[0]
+    assert row["status"] == "no_face"
+    assert row[BP4D_AUS + ["x0"]].isna().all()
+
+
+def test_unreadable_inputs_report_and_continue(full_run, media):
+    code, stderr, table, _ = full_run
+    assert code == 1
+    lines = [ln for ln in stderr.splitlines() if "error:" in ln]
+    for key in ("text", "empty"):
+        assert sum(str(media[key]) in ln for ln in lines) == 1, stderr
+        assert table.loc[table["source"] == str(media[key]), "status"].tolist() == ["error"]
+    assert any("missing.png" in ln and "no such file" in ln for ln in lines)
+    assert "empty file" in stderr and "not an image" in stderr
+    assert (table["status"] == "ok").sum() >= 1 + N_FRAMES - len(BLANK_FRAMES) - 1  # the rest still ran
+
+
+def test_video_rows_per_frame(full_run, media):
+    table = full_run[2]
+    video = table[table["source"] == str(media["video"])]
+    assert video["frame"].tolist() == list(range(N_FRAMES))
+    assert np.allclose(video["time_s"], video["frame"] / VIDEO_FPS)
+    blank = video[video["frame"].isin(BLANK_FRAMES)]
+    assert (blank["status"] == "no_face").all()
+    faces = video[~video["frame"].isin(BLANK_FRAMES)]
+    assert (faces["status"] == "ok").mean() >= 0.8  # dlib finds the moving face in (nearly) every frame
+    assert faces["x1"].max() <= 288
+
+
+def test_overlays_pngs_and_mp4(full_run):
+    overlays = full_run[3]
+    png = overlays / "astronaut.png"
+    assert png.is_file() and Image.open(png).size[0] >= 5 * 128
+    frames = sorted((overlays / "clip").glob("*.png"))
+    assert 1 <= len(frames) <= N_FRAMES - len(BLANK_FRAMES)
+    cap = cv2.VideoCapture(str(overlays / "clip.mp4"))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    assert count == N_FRAMES  # every frame, with or without a face
+    assert not (overlays / "chelsea.png").exists()
+
+
+def test_all_readable_exits_zero(tiny_model, media, tmp_path, capsys):
+    code = main(["predict", str(media["face"]), str(media["cat"]), "--out", str(tmp_path / "r.csv"),
+                 "--model", str(tiny_model), "--no-progress"])
+    assert code == 0  # a cat is not a failure
+    assert pd.read_csv(tmp_path / "r.csv")["status"].tolist() == ["ok", "no_face"]
+
+
+def test_python_api_folder_and_every(tiny_model, media, tmp_path):
+    folder = tmp_path / "shots"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    Image.open(media["face"]).save(folder / "sub" / "a.png")
+    Image.open(media["face"]).save(folder / ".hidden" / "b.png")
+    (folder / "readme.txt").write_text("ignored: not an image suffix")
+    table = predict([folder, media["video"]], model=str(tiny_model), every_n_frames=3, progress=False)
+    assert isinstance(table, pd.DataFrame) and table.attrs["errors"] == []
+    assert table["source"].tolist()[0] == str(folder / "sub" / "a.png")
+    assert table.loc[table["source"] == str(media["video"]), "frame"].tolist() == [0, 3, 6]
+
+
+def test_missing_models_name_the_file_and_the_fix(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=r"best\.pt.*make demo"):
+        resolve_model("demo", root=tmp_path)
+    with pytest.raises(ModelNotFoundError, match=r"bp4d_0.model\.pth.*checkpoints"):
+        resolve_model("bp4d", root=tmp_path)
+    with pytest.raises(ModelNotFoundError, match=r"nope\.pt: model file not found"):
+        resolve_model(tmp_path / "nope.pt")
+
+
+def test_official_model_needs_its_encoder(tmp_path):
+    path = save_fgnet_model(FGNet("tiny"), tmp_path / "disfa_0" / "model.pth")
+    with pytest.raises(ModelSpecError, match="--encoder"):
+        resolve_model(path)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ModelSpecError, match="not a model checkpoint"):
+        resolve_model(other)
+
+
+def test_cli_model_error_exit_two(media, tmp_path, capsys):
+    code = main(["predict", str(media["face"]), "--out", str(tmp_path / "r.csv"), "--model",
+                 str(tmp_path / "absent.pt"), "--no-progress"])
+    assert code == 2
+    assert "absent.pt" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
