@@ -25,6 +25,7 @@ import time
 import traceback
 from pathlib import Path
 
+_T_START = time.perf_counter()  # the budget counts from here (imports included)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the package need not be installed
 
@@ -67,15 +68,17 @@ def default_configs(device: str, preset: str, quick: bool = False) -> list[dict]
     cfgs += [
         dict(name="fast fp32", mode="inference", batch=b_mid, parity=True, **fp32),
         dict(name="fast fp32", mode="train", batch=b_mid, **fp32),
-        # one compiled configuration: training, where fusing the element-wise work saves the most
-        dict(name="fast bf16 + compile", mode="train", batch=b_mid, compile=True, **bf16),
         dict(name="fast bf16", mode="inference", batch="max", search=b_search, **bf16),
         dict(name="reference fp32", mode="inference", batch="max", search=b_search, **ref),
-        # ablations: which change buys what
-        dict(name="fast bf16, upconv transpose", mode="inference", batch=b_mid, upconv="transpose", parity=True,
-             **bf16),
-        dict(name="fast bf16, upconv fused", mode="inference", batch=b_mid, upconv="fused", **bf16),
-        dict(name="fast bf16, NCHW", mode="inference", batch=b_mid, channels_last=False, **bf16),
+        # one compiled configuration: training, where fusing the element-wise work saves the most
+        dict(name="fast bf16 + compile", mode="train", batch=b_mid, compile=True, **bf16),
+        # ablations in one process (speed only; parity for each): which change buys what
+        dict(name="fast bf16, ablations", mode="inference", batch=b_mid, parity=True, variants=[
+            dict(name="fast bf16, upconv transpose", upconv="transpose"),
+            dict(name="fast bf16, upconv fused", upconv="fused"),
+            dict(name="fast bf16, NCHW", channels_last=False),
+            dict(name="fast bf16, no weight cache", cache_weights=False),
+        ], **bf16),
         # only if time is left
         dict(name="fast bf16 + compile (reduce-overhead)", mode="inference", batch=b_mid, compile=True,
              compile_mode="reduce-overhead", parity=True, **bf16),
@@ -176,8 +179,7 @@ def _make_step(net, cfg, device, batch, size):
                 return net(images)
         return step
     net.train()
-    fused = device == "cuda" and cfg["path"] == "fast"
-    opt = torch.optim.AdamW(net.parameters(), lr=5e-5, weight_decay=5e-4, **({"fused": True} if fused else {}))
+    opt = torch.optim.AdamW(net.parameters(), lr=5e-5, weight_decay=5e-4)  # as the training loop
     n_out = net.interpreter.out_channels
     target = torch.zeros(batch, n_out, net.preset.heatmap_size, net.preset.heatmap_size, device=device)
 
@@ -196,19 +198,20 @@ def _convert(net, cfg):
     if cfg["path"] == "reference":
         net.generator.set_modconv_mode("grouped")  # the official numerics
         return net
-    from fgnet_core.models.fast import make_fast
+    from fgnet_core.models.fast import make_fast, make_reference
 
-    if net.generator.convs[0].conv.weight.is_cuda:
-        torch.backends.cudnn.benchmark = True  # kernel choice: cuDNN picks per shape
+    make_reference(net)  # a variant starts from the plain model
     return make_fast(net, precision=cfg["precision"], compile=cfg.get("compile", False),
                      compile_mode=cfg.get("compile_mode"), channels_last=cfg.get("channels_last", True),
-                     upconv=cfg.get("upconv", "auto"))
+                     upconv=cfg.get("upconv", "auto"), cache_weights=cfg.get("cache_weights", True))
 
 
 def _parity(net, cfg, device, batch, size) -> dict:
     """Reference (grouped modconv, our ops, fp32) vs this configuration on the same weights and inputs."""
+    from fgnet_core.models.fast import make_reference
+
     images = _images(batch, size, device, seed=3)
-    net.eval()
+    make_reference(net).eval()  # a previous variant may have converted it
     net.generator.set_modconv_mode("grouped")
     with torch.no_grad():
         ref = net(images).float()
@@ -258,13 +261,30 @@ def _profile(step, device, top=12) -> list[tuple[str, float, int]]:
     return [("TOTAL (sum of kernels, ms)", total, 0)] + rows[:top]
 
 
-def run_config(cfg: dict) -> dict:
-    """Build, convert, (parity), warm up, time. Returns a result dict."""
+def run_config(cfg: dict) -> list[dict]:
+    """Build, convert, (parity), warm up, time. Returns one result, or one per variant."""
     device, preset = cfg["device"], cfg["preset"]
     if device == "cpu" and cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
     t0 = time.perf_counter()
     net = _seeded_model(preset, device)
+    variants = cfg.get("variants") or [{}]
+    results = []
+    for variant in variants:
+        vcfg = {**{k: v for k, v in cfg.items() if k != "variants"}, **variant}
+        try:
+            results.append(_run_variant(net, vcfg, t0))
+        except Exception as exc:  # one variant failing does not lose the others
+            if len(variants) == 1:
+                raise
+            results.append({"ok": False, **vcfg, "error": f"{type(exc).__name__}: {exc}",
+                            "trace": traceback.format_exc()[-1500:]})
+        t0 = time.perf_counter()
+    return results
+
+
+def _run_variant(net, cfg: dict, t0: float) -> dict:
+    device = cfg["device"]
     size = net.preset.input_size
     out = {k: v for k, v in cfg.items() if k not in ("search",)}
     batches = cfg["search"] if cfg["batch"] == "max" else [cfg["batch"]]
@@ -281,36 +301,41 @@ def run_config(cfg: dict) -> dict:
             step = _make_step(net, cfg, device, batch, size)
             t_warm = time.perf_counter()
             warmup = cfg.get("warmup", 2 if not cfg.get("compile") else 3)
-            sec, n = _time_steps(step, device, warmup, cfg.get("repeats", 5), cfg.get("max_time_s", 20.0))
+            repeats = cfg.get("repeats", 3 if cfg["batch"] == "max" else 5)
+            sec, n = _time_steps(step, device, warmup, repeats, cfg.get("max_time_s", 20.0))
             res = {"batch": batch, "images_per_s": batch / sec, "ms_per_batch": sec * 1000, "repeats": n,
                    "peak_mib": _peak_mib(device), "warm_s": time.perf_counter() - t_warm}
             if cfg.get("profile") and device == "cuda":
-                res["profile_top"] = _profile(step, device)
+                try:
+                    res["profile_top"] = _profile(step, device)
+                except Exception as exc:
+                    out.setdefault("notes", []).append(f"profile failed: {type(exc).__name__}")
             del step
-        except torch.cuda.OutOfMemoryError if device == "cuda" else MemoryError as exc:
+        except torch.cuda.OutOfMemoryError if device == "cuda" else MemoryError:
             out.setdefault("notes", []).append(f"batch {batch}: out of memory")
-            del exc
             break
         best = res
         if cfg["batch"] == "max" and res["ms_per_batch"] > 4000:  # the next size would take too long
             break
+    if device == "cuda":
+        torch.cuda.empty_cache()
     if best is None:
         raise RuntimeError("; ".join(out.get("notes", ["no batch size fitted"])))
     out.update(best)
     out["setup_s"] = time.perf_counter() - t0
     if device == "cuda":
         out["device_name"] = torch.cuda.get_device_name()
-    return out
+    return {"ok": True, **out}
 
 
 def _child_main(cfg_json: str) -> int:
     cfg = json.loads(cfg_json)
     try:
-        result = {"ok": True, **run_config(cfg)}
+        results = run_config(cfg)
     except BaseException as exc:  # report, never hang the parent
-        result = {"ok": False, **cfg, "error": f"{type(exc).__name__}: {exc}",
-                  "trace": traceback.format_exc()[-2000:]}
-    print(RESULT_TAG + json.dumps(result, default=str), flush=True)
+        results = [{"ok": False, **cfg, "error": f"{type(exc).__name__}: {exc}",
+                    "trace": traceback.format_exc()[-2000:]}]
+    print(RESULT_TAG + json.dumps(results, default=str), flush=True)
     return 0
 
 
@@ -318,25 +343,25 @@ def _child_main(cfg_json: str) -> int:
 # Parent: run, guard time, print
 
 
-def run_isolated(cfg: dict, timeout_s: float) -> dict:
+def run_isolated(cfg: dict, timeout_s: float) -> list[dict]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(cfg)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout_s, 1.0), cwd=str(REPO_ROOT))
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stderr or b"")[-800:] if isinstance(exc.stderr, bytes) else (exc.stderr or "")[-800:]
-        return {"ok": False, **cfg, "error": f"timed out after {timeout_s:.0f} s", "trace": str(tail)}
+        return [{"ok": False, **cfg, "error": f"timed out after {timeout_s:.0f} s", "trace": str(tail)}]
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
-    return {"ok": False, **cfg, "error": f"child exited {proc.returncode} without a result",
-            "trace": (proc.stderr or "")[-2000:]}
+    return [{"ok": False, **cfg, "error": f"child exited {proc.returncode} without a result",
+             "trace": (proc.stderr or "")[-2000:]}]
 
 
-def run_inline(cfg: dict) -> dict:
+def run_inline(cfg: dict) -> list[dict]:
     try:
-        return {"ok": True, **run_config(cfg)}
+        return run_config(cfg)
     except Exception as exc:
-        return {"ok": False, **cfg, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
+        return [{"ok": False, **cfg, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}]
 
 
 def estimate_s(cfg: dict, device: str) -> float:
@@ -345,7 +370,9 @@ def estimate_s(cfg: dict, device: str) -> float:
         return 5.0
     if cfg.get("compile"):
         return 120.0 if cfg["mode"] == "train" else 90.0
-    return 20.0 if cfg["batch"] == "max" else 12.0
+    if cfg.get("variants"):
+        return 8.0 + 6.0 * len(cfg["variants"])
+    return 25.0 if cfg["batch"] == "max" else 12.0
 
 
 def _ratio_key(r):
@@ -382,6 +409,20 @@ def format_table(results: list[dict], flops: dict | None, peak_tflops: float | N
     return "\n".join(rows)
 
 
+def _print_result(res: dict, start: float) -> None:
+    stamp = f"[{time.perf_counter() - start:5.0f} s]"
+    if res.get("ok"):
+        extra = f", parity {res['parity_rel']:.2e}" if "parity_rel" in res else ""
+        print(f"{stamp} {res['name']:40s} {res['mode']:9s} batch {res['batch']:>4}: {res['images_per_s']:8.1f} img/s, "
+              f"{res['ms_per_batch']:8.1f} ms, peak {res['peak_mib'] / 1024:6.2f} GiB{extra} "
+              f"({res['wall_s']:.0f} s wall)", flush=True)
+        for name, ms, count in res.get("profile_top", []):
+            print(f"      {ms:9.2f} ms  x{count:<5d} {name}", flush=True)
+    else:
+        print(f"{stamp} FAILED {res['name']} {res['mode']} batch {res['batch']}: {res.get('error')}\n"
+              f"{res.get('trace', '')}", flush=True)
+
+
 def _peak_for(device_name: str, override: float | None) -> tuple[float | None, str]:
     if override:
         return override, f"{override:g} TFLOP/s (given)"
@@ -397,7 +438,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
     ap.add_argument("--preset", default="official")
-    ap.add_argument("--budget-s", type=float, default=330.0, help="wall-clock budget for everything")
+    ap.add_argument("--budget-s", type=float, default=320.0, help="wall-clock budget for everything")
     ap.add_argument("--quick", action="store_true", help="fewer configurations (no ablations, no compile)")
     ap.add_argument("--only", nargs="*", default=None, help="run configurations whose name contains one of these")
     ap.add_argument("--no-isolate", action="store_true", help="run configurations in this process (CPU tests)")
@@ -409,7 +450,7 @@ def main(argv=None) -> int:
     if args.child is not None:
         return _child_main(args.child)
 
-    start = time.perf_counter()
+    start = _T_START
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     deadline = start + args.budget_s
     print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, device {device}, preset {args.preset}, "
@@ -440,19 +481,10 @@ def main(argv=None) -> int:
             continue
         t = time.perf_counter()
         cap = left - 5 if not cfg.get("compile") else min(left - 5, COMPILE_CAP_S)
-        res = run_inline(cfg) if args.no_isolate else run_isolated(cfg, timeout_s=cap)
-        res["wall_s"] = time.perf_counter() - t
-        results.append(res)
-        if res.get("ok"):
-            extra = f", parity {res['parity_rel']:.2e}" if "parity_rel" in res else ""
-            print(f"[{time.perf_counter() - start:5.0f} s] {res['name']:40s} {res['mode']:9s} batch {res['batch']:>4}: "
-                  f"{res['images_per_s']:8.1f} img/s, {res['ms_per_batch']:8.1f} ms, peak {res['peak_mib'] / 1024:6.2f} GiB"
-                  f"{extra} ({res['wall_s']:.0f} s wall)", flush=True)
-            for name, ms, count in res.get("profile_top", []):
-                print(f"      {ms:9.2f} ms  x{count:<5d} {name}", flush=True)
-        else:
-            print(f"[{time.perf_counter() - start:5.0f} s] FAILED {cfg['name']} {cfg['mode']} batch {cfg['batch']}: "
-                  f"{res.get('error')}\n{res.get('trace', '')}", flush=True)
+        for res in (run_inline(cfg) if args.no_isolate else run_isolated(cfg, timeout_s=cap)):
+            res["wall_s"] = time.perf_counter() - t
+            results.append(res)
+            _print_result(res, start)
 
     device_name = next((r.get("device_name") for r in results if r.get("device_name")), "")
     peak, peak_label = _peak_for(device_name, args.peak_tflops) if device == "cuda" else (args.peak_tflops, "given")

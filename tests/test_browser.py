@@ -25,6 +25,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 NOTEBOOK = "explore_heatmaps.ipynb"
+WIDGET_AREA = ".jupyter-widgets-output-area, .widget-output"
 WIDGET_IMAGES = ".jupyter-widgets-output-area img, .widget-output img"
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def jupyterlab(tmp_path):
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.disable_check_xsrf=False"]
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log = open(tmp_path / "jupyterlab.log", "wb")
@@ -94,7 +95,10 @@ def jupyterlab(tmp_path):
 def browser(tmp_path):
     if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
         pytest.skip("headless browser test needs Chromium and its driver: apt-get install -y chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs `pip install selenium`")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.fail("the browser test needs Selenium: pip install selenium (part of the project's test extras)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -115,7 +119,28 @@ def _screenshot(driver, name: str) -> Path:
     return path
 
 
-def test_heatmap_explorer_renders_in_jupyterlab(jupyterlab, browser):
+def _accept_kernel_dialog(driver, seconds: float) -> None:
+    """JupyterLab may ask which kernel to start ("Select Kernel"): take the preselected Python 3."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, seconds).until(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, ".jp-Dialog .jp-Dialog-button.jp-mod-accept"))).click()
+    except TimeoutException:
+        pass
+
+
+def _first_widget_image(driver) -> dict | None:
+    """src and width of the first image in a widget output area, read in one step (the area redraws)."""
+    return driver.execute_script(
+        "const img = document.querySelector(arguments[0]);"
+        "return img ? {src: img.src, width: img.getBoundingClientRect().width} : null;", WIDGET_IMAGES)
+
+
+def test_heatmap_explorer_renders_in_jupyterlab(browser, jupyterlab):  # browser first: skip before starting a server
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.select import Select
@@ -127,31 +152,32 @@ def test_heatmap_explorer_renders_in_jupyterlab(jupyterlab, browser):
     driver.get(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
     try:
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator, .jp-Toolbar")))
+        _accept_kernel_dialog(driver, 5)
         run_menu = wait.until(ec.element_to_be_clickable(
             (By.XPATH, "//li[contains(@class,'lm-MenuBar-item')][.//div[normalize-space()='Run']]")))
         run_menu.click()
         wait.until(ec.element_to_be_clickable(
             (By.XPATH, "//li[contains(@class,'lm-Menu-item')][.//div[normalize-space()='Run All Cells']]"))).click()
+        _accept_kernel_dialog(driver, 5)
 
         # the explorer draws its first figure into its output area once the cells have run
-        first = WebDriverWait(driver, 75).until(
-            ec.visibility_of_element_located((By.CSS_SELECTOR, WIDGET_IMAGES)))
-        before = first.get_attribute("src")
+        before = WebDriverWait(driver, 75).until(lambda drv: _first_widget_image(drv))["src"]
         assert before.startswith("data:image/png")
 
-        au = driver.find_element(By.XPATH, "//div[contains(@class,'widget-dropdown')][label[normalize-space()='AU']]//select")
+        au = driver.find_element(
+            By.XPATH, "//div[contains(@class,'widget-dropdown')][label[normalize-space()='AU']]//select")
         Select(au).select_by_visible_text("AU12")
 
         def redrawn(drv):
-            images = drv.find_elements(By.CSS_SELECTOR, WIDGET_IMAGES)
-            return images and images[0].get_attribute("src") not in (None, "", before) and images[0]
+            image = _first_widget_image(drv)
+            return image if image and image["src"] != before else None
 
         after = wait.until(redrawn)
-        assert after.get_attribute("src").startswith("data:image/png")
-        assert after.size["width"] > 300  # a real figure, not an icon
-        output_text = driver.find_element(By.CSS_SELECTOR, ".jupyter-widgets-output-area, .widget-output").text
+        assert after["src"].startswith("data:image/png")
+        assert after["width"] > 300  # a real figure, not an icon
+        output_text = driver.execute_script(
+            "const area = document.querySelector(arguments[0]); area.scrollIntoView(); return area.innerText;",
+            WIDGET_AREA)
         assert "error" not in output_text.lower()
-        driver.execute_script("arguments[0].scrollIntoView();", after)
     finally:
         _screenshot(driver, "explore_heatmaps_browser.png")

@@ -18,6 +18,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(REPO_ROOT))
 
 from fgnet_core.models import FGNet  # noqa: E402
+from fgnet_core.models.fast import make_fast  # noqa: E402
 from fgnet_core.presets import get_preset  # noqa: E402
 from fgnet_core.training import distributed as ddp  # noqa: E402
 from fgnet_core.training import loop  # noqa: E402
@@ -60,10 +61,33 @@ def _state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+STEP_IDX = [0, 1, 2, 3, 4]  # one global batch for the first-step gradient check
+
+
+def _first_step(model, env):
+    """One forward/backward of the global batch STEP_IDX (sharded when distributed); grads and BN stats."""
+    from fgnet_core.training.loop import _collate, heatmap_loss
+
+    data = ToySet(N_TRAIN)
+    local, weight = ddp.shard_batch(STEP_IDX, env.rank, env.world_size)
+    if env.distributed:
+        ddp.convert_batchnorm(model, "cross_rank")
+    net = ddp.wrap_ddp(model, env)
+    model.train()
+    batch = _collate([data[i] for i in local])
+    (heatmap_loss(net(batch["image"]), batch["heatmap"]) * weight).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
+    return grads, stats
+
+
 def _worker(out_dir: str) -> None:
     torch.set_num_threads(1)
     env = ddp.init_from_env("cpu")
     try:
+        grads, stats = _first_step(_model(), env)
+        fast_grads, _ = _first_step(make_fast(_model(), precision="fp32"), env)  # channels_last fast path
+        torch.save({"grads": grads, "stats": stats, "fast_grads": fast_grads}, Path(out_dir) / f"step_rank{env.rank}.pt")
         model = _model()
         res = ddp.train_ddp(model, ToySet(N_TRAIN), RECIPE, Path(out_dir) / "run", "DISFA", env=env,
                             selection_set=ToySet(6, seed=1), log=lambda s: None)
@@ -98,12 +122,14 @@ def test_unused_parameters_are_exactly_those_without_gradient():
     model = _model().train()
     out = model(torch.rand(2, 3, 256, 256) * 2 - 1)
     out.square().mean().backward()
-    no_grad = {n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()}
+    without = {n for n, p in model.named_parameters() if p.grad is None}
+    zero = {n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()}
     unused = set(ddp.unused_parameter_names(model))
-    assert unused and unused <= no_grad
-    assert all("to_rgb" in n or "styles.7." in n for n in no_grad)  # W+ row 7 feeds only the RGB branch
+    assert without and without <= unused <= zero  # DDP must ignore every parameter autograd never reaches
+    assert {n for n in unused if "to_rgb" not in n} == {n for n in zero if ".styles.7." in n}  # row 7: RGB only
 
 
+@pytest.mark.slow
 def test_one_process_train_ddp_is_loop_train(tmp_path):
     """Guards against drift between the two loops: with one process they are the same computation."""
     data, val = ToySet(N_TRAIN), ToySet(6, seed=1)
@@ -117,31 +143,51 @@ def test_one_process_train_ddp_is_loop_train(tmp_path):
     assert ra.best_epoch == rb.best_epoch
 
 
+def _rel_update_diff(a: dict, b: dict, init: dict) -> float:
+    """|| (a - init) - (b - init) || / || b - init || over all parameters."""
+    keys = [k for k in b if b[k].is_floating_point() and "running_" not in k]
+    num = sum(float((a[k] - b[k]).double().square().sum()) for k in keys)
+    den = sum(float((b[k] - init[k]).double().square().sum()) for k in keys)
+    return (num / den) ** 0.5
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path):
-    single = _model()
-    ref = loop.train(single, ToySet(N_TRAIN), RECIPE, tmp_path / "single", "DISFA", selection_set=ToySet(6, seed=1),
-                     log=lambda s: None)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), str(Path(__file__).resolve()), str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(REPO_ROOT))
+    # meanwhile, the one-process references
+    ref_grads, ref_stats = _first_step(_model(), ddp.DistEnv())
+    init, single = _state(_model()), _model()
+    ref = loop.train(single, ToySet(N_TRAIN), RECIPE, tmp_path / "single", "DISFA", selection_set=ToySet(6, seed=1),
+                     log=lambda s: None)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:] + err[-3000:]
+
+    # 1) one step: the gradients of the sharded global batch (cross-rank BatchNorm) are the one-process ones
+    for rank in (0, 1):
+        step = torch.load(tmp_path / f"step_rank{rank}.pt", weights_only=False)
+        assert step["grads"].keys() == ref_grads.keys()
+        for k, g in ref_grads.items():
+            assert (step["grads"][k] - g).abs().max() <= 1e-4 * g.abs().max() + 1e-9, k
+        for k, v in ref_stats.items():
+            assert torch.allclose(step["stats"][k], v, rtol=1e-5, atol=1e-6), k
+        assert step["fast_grads"].keys() == ref_grads.keys()  # the fast path under DDP: same gradients
+        for k, g in ref_grads.items():
+            assert (step["fast_grads"][k] - g).abs().max() <= 1e-3 * g.abs().max() + 1e-9, k
+
+    # 2) a whole run: both ranks end with identical weights ...
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
-    # both ranks hold identical weights (parameters and BatchNorm statistics)
     assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
-    # ... equal to the one-process run with the same global batch, to float tolerance
-    ws = _state(single)
-    for k, v in ws.items():
-        if v.is_floating_point():
-            assert torch.allclose(r0["state"][k], v, rtol=1e-4, atol=1e-5), k
-        else:
-            assert torch.equal(r0["state"][k], v), k
-    assert [h["loss"] for h in r0["history"]] == pytest.approx([h["loss"] for h in ref.history], rel=1e-5)
+    # ... equal to the one-process run up to float rounding, which Adam at this toy learning rate
+    # amplifies step by step (a 1e-6 weight perturbation gives ~1e-3 here): compare the updates
+    assert _rel_update_diff(r0["state"], _state(single), init) < 2e-2
+    assert [h["loss"] for h in r0["history"]] == pytest.approx([h["loss"] for h in ref.history], rel=1e-3)
     assert r0["best_epoch"] == ref.best_epoch
     # rank 0 alone wrote the run's files, in the usual formats
-    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "history.csv").is_file()
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "history.csv", "history.json", "last.pt"]
 
 

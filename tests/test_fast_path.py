@@ -302,3 +302,59 @@ def test_official_width_interpreter(precision):
         ctx = _ctx(precision)
         out = _interpreter(ctx, ip, [ctx.fmt(f.to(ctx.dt)) for f in feats])
     assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)
+
+
+# ----------------------------------------------------------------------------
+# bench/speed.py on CPU
+
+
+def _speed_module():
+    import importlib.util
+
+    from fgnet_core.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_speed", REPO_ROOT / "bench" / "speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_table_ratios_and_mfu():
+    speed = _speed_module()
+    base = dict(ok=True, mode="inference", batch=16, requested_batch=16, ms_per_batch=100.0, peak_mib=1024.0)
+    results = [dict(base, name="reference fp32", path="reference", images_per_s=100.0),
+               dict(base, name="fast bf16", path="fast", images_per_s=400.0, peak_mib=512.0, parity_rel=0.01,
+                    au_agree=1.0, au_differ_far=0),
+               dict(ok=False, name="fast bf16 + compile", path="fast", mode="train", batch=16, error="timed out")]
+    table = speed.format_table(results, {"forward": 500e9, "train": 1500e9}, 1000.0)
+    row = next(line for line in table.splitlines() if line.startswith("| fast bf16 |"))
+    assert "| 4.00 | 0.50 | 20.0% | 1.00e-02 | 100.0% (0 far) |" in row  # 400 img/s x 500 GFLOP / 1 PFLOP/s
+    assert "failed" in table and "timed out" in table
+
+
+@pytest.mark.slow
+def test_speed_script_runs_on_cpu(capsys, tmp_path):
+    speed = _speed_module()
+    code = speed.main(["--device", "cpu", "--preset", "tiny", "--no-isolate", "--only", "fast fp32",
+                       "--budget-s", "600", "--json", str(tmp_path / "speed.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "FLOPs per image" in out and "| fast fp32 | inference |" in out and "| fast fp32 | train |" in out
+    import json
+
+    results = json.loads((tmp_path / "speed.json").read_text())["results"]
+    inference = next(r for r in results if r["mode"] == "inference")
+    assert inference["ok"] and inference["parity_rel"] < FP32_REL and inference["au_differ_far"] == 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_no_grad_epilogue_with_fused_shuffle_equals_the_autograd_path(precision):
+    """In no-grad eager mode the pixel shuffle runs inside the epilogue; with grad it is a separate copy."""
+    net = make_fast(_seeded_net().eval(), precision=precision, upconv="fused", cache_weights=False)
+    x = _images(2)
+    with torch.no_grad():
+        fused = net.features(x)
+    plain = [f.detach() for f in net.features(x)]  # grad enabled: separate shuffle, addcmul, activation
+    for a, b in zip(fused, plain):
+        assert a.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(a, b)

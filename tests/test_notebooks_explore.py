@@ -62,21 +62,20 @@ def test_model_fallback_is_seeded_and_says_so(tmp_path, capsys):
     assert all(torch.equal(p, q) for p, q in zip(a.net.state_dict().values(), b.net.state_dict().values()))
 
 
-@pytest.fixture
-def shown(monkeypatch) -> list:
-    """Figures the widget apps display (outside a kernel an Output widget cannot capture them)."""
-    from fgnet_core.explore import plots
-
-    figures = []
-    monkeypatch.setattr(plots, "show", figures.append)
-    return figures
-
-
 def _titles(fig) -> str:
     return " ".join(ax.get_title() for ax in fig.axes)
 
 
-def test_heatmap_explorer_on_corpus(corpus, tiny_model, shown):
+def _pngs(panel) -> list[str]:
+    """The images in an app's output area, in order."""
+    return [o["data"]["image/png"] for o in panel.outputs if "image/png" in o.get("data", {})]
+
+
+def _text(panel) -> str:
+    return "".join(o.get("text", "") for o in panel.outputs)
+
+
+def test_heatmap_explorer_on_corpus(corpus, tiny_model):
     model = explore_model(tiny_model)
     app = HeatmapExplorer(model, corpus)
     assert app.folds == {"BP4D": [0]} and app.w_source.value == "BP4D"
@@ -87,16 +86,18 @@ def test_heatmap_explorer_on_corpus(corpus, tiny_model, shown):
     assert sample.targets["AU12"].max() > 0 and src.sample(1).targets["AU12"].min() < 0  # present / absent blobs
     app.precompute()
     assert len(app.cache) == 2
-    for mode in ("single AU", "all AUs"):
-        fig = app.figure(1, "AU12", mode)
-        assert len(fig.axes) >= 4
+    assert "predicted AU12" in _titles(app.figure(1, "AU12", "single AU"))
+    assert "AU24" in _titles(app.figure(1, "AU12", "all AUs"))
     app.render()
-    app.w_au.value = "AU04"  # the widget path: one redraw per change
+    first = _pngs(app.panel)
+    app.w_au.value = "AU04"  # the widget path: each change redraws the output area
+    second = _pngs(app.panel)
     app.w_mode.value = "all AUs"
-    assert len(shown) == 3 and "predicted AU04" in _titles(shown[1]) and "AU24" in _titles(shown[2])
+    assert len(first) == len(second) == len(_pngs(app.panel)) == 1
+    assert len({first[0], second[0], _pngs(app.panel)[0]}) == 3
 
 
-def test_heatmap_explorer_upload_and_errors(tiny_model, tmp_path, shown, capsys):
+def test_heatmap_explorer_upload_and_errors(tiny_model, tmp_path):
     import io
 
     from PIL import Image
@@ -107,15 +108,14 @@ def test_heatmap_explorer_upload_and_errors(tiny_model, tmp_path, shown, capsys)
     Image.fromarray(skdata.astronaut()).save(buf, format="PNG")
     app._on_upload({"new": ({"name": "mine.png", "content": memoryview(buf.getvalue())},)})
     assert len(app.photos) == 2 and app.w_image.value == 1 and app.w_name.value == "mine.png"
-    assert len(shown) == 1 and "mine.png" in _titles(shown[0])  # one redraw for the upload
-    capsys.readouterr()
+    assert len(_pngs(app.panel)) == 1
     app._on_upload({"new": ({"name": "cat.png", "content": memoryview(b"not an image")},)})
-    text = capsys.readouterr().out
-    assert "error: cat.png: not a readable image" in text  # printed in the output area, not raised
+    assert "error: cat.png: not a readable image" in _text(app.panel)  # in the output area, not raised
+    assert not _pngs(app.panel)
     assert len(app.photos) == 2
 
 
-def test_feature_analysis(tiny_model, corpus, shown):
+def test_feature_analysis(tiny_model, corpus):
     model = explore_model(tiny_model)
     samples = explore_samples((), corpus, "BP4D", 0, max_images=1, heatmap_size=32)
     assert len(samples) == 1
@@ -131,7 +131,7 @@ def test_feature_analysis(tiny_model, corpus, shown):
     explorer = FeatureExplorer(model, samples)
     assert len(explorer.ablation_figures(0, "AU12")) == 2
     explorer.w_au.value = "AU04"
-    assert len(shown) == 4 and "AU04" in _titles(shown[-1])
+    assert len(_pngs(explorer.panel)) == 4 and "error" not in _text(explorer.panel)
 
 
 def _run_notebook(name: str, out_dir: Path, **parameters) -> dict:

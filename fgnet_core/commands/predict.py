@@ -13,11 +13,13 @@ def register(subparsers) -> None:
                     "run the model on batches of faces and write one CSV row per frame: source, frame, time_s, "
                     "face box x0,y0,x1,y1, status (ok | no_face | error), presence AU01... (1 when the clamped "
                     "heatmap mean is > 0), heatmap mean AU01_score..., model, dataset. Folders are searched "
-                    "recursively. Exit status: 0 when every input was read, 1 when any input could not be read "
+                    "recursively. One face per frame is scored (the largest, as the official FG-Net code aligns "
+                    "it). Exit status: 0 when every input was read, 1 when any input could not be read "
                     "(one error line each on stderr; the other inputs are still scored), 2 on a usage or "
                     "model error. Frames without a face are rows with status no_face, not failures.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders, or videos (.mp4 .avi .mov .mkv ...)")
+    parser.add_argument("inputs", nargs="+", metavar="PATH",
+                        help="image files, folders, or videos (.mp4 .avi .mov .mkv ...)")
     parser.add_argument("--out", required=True, metavar="CSV", help="results table to write")
     parser.add_argument("--model", default="demo", metavar="demo|bp4d|disfa|PATH",
                         help="demo: the model `make demo` trains; bp4d / disfa: the released FG-Net fold-0 models "
@@ -27,7 +29,9 @@ def register(subparsers) -> None:
     parser.add_argument("--dataset", choices=["BP4D", "DISFA"], type=str.upper,
                         help="which AUs the model reads (default: recorded in the checkpoint / named in its path)")
     parser.add_argument("--overlays", metavar="DIR",
-                        help="write heatmap overlay PNGs per image / frame, and an annotated MP4 per video")
+                        help="write DIR/<name>.png per image and DIR/<video>/<frame>.png per video frame with a face "
+                             "(aligned face + each AU's heatmap, label and score), and DIR/<video>.mp4 "
+                             "(every frame annotated, beside its heatmap grid)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="faces per model call (default 8)")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="score every N-th video frame (default 1)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")

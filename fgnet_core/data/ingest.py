@@ -16,7 +16,6 @@ Reruns are cheap: alignment skips outputs that exist, and label files are rewrit
 """
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,9 +213,7 @@ def write_fold_files(table: pd.DataFrame, dataset: str, out_root, *, seed: int =
 
 
 def _alignment_api():
-    """(AlignJob, run_alignment) of the alignment modules, imported only now (they pull in dlib and OpenCV)."""
-    for name in ("fgnet_core.data.align", "fgnet_core.data.align_batch"):
-        module = importlib.import_module(name)
-        if hasattr(module, "AlignJob") and hasattr(module, "run_alignment"):
-            return module.AlignJob, module.run_alignment
-    raise ImportError("no AlignJob / run_alignment in fgnet_core.data.align or fgnet_core.data.align_batch")
+    """(AlignJob, run_alignment), imported only now (the runner's workers pull in dlib and OpenCV)."""
+    from fgnet_core.data.align_batch import AlignJob, run_alignment
+
+    return AlignJob, run_alignment

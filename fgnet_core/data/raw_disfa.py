@@ -18,6 +18,7 @@ import pandas as pd
 
 from fgnet_core.data.au_tables import DATASET_AUS, au_columns
 from fgnet_core.data.folds import disfa_rel
+from fgnet_core.data.align_batch import video_frame_count  # one home for reading video lengths
 
 __all__ = [
     "OCCURRENCE_THRESHOLD", "MAX_INTENSITY", "intensity_columns", "video_files", "label_folders",
@@ -80,24 +81,6 @@ def read_intensity_file(path: str | Path) -> dict[int, int]:
             raise ValueError(f"{path}: frame {frame} appears twice (line {number})")
         values[frame] = intensity
     return values
-
-
-def video_frame_count(path: str | Path) -> int:
-    """Number of frames of a video (container count, or decoded count when the container has none)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise ValueError(f"{path}: cannot open video")
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:
-            count = 0
-            while capture.grab():
-                count += 1
-        return count
-    finally:
-        capture.release()
 
 
 def _subject_labels(folder: Path, subject: str) -> tuple[dict[int, list[int]], set[int]]:

@@ -7,7 +7,6 @@ says how much that level contributes for this image.
 """
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,23 +148,22 @@ class FeatureExplorer:
         self.w_map = w.IntSlider(self.loaded.net.feature_layers[0], 0, n_maps - 1, description="feature map",
                                  continuous_update=False)
         self.w_au = w.Dropdown(options=self.loaded.au_labels, value=self.loaded.au_labels[0], description="AU")
-        self.out = w.Output(layout={"border": "1px solid #ddd", "min_height": "200px"})
+        self.panel = plots.Panel(border="1px solid #ddd", min_height="200px")
+        self.out = self.panel.widget
         for widget in (self.w_image, self.w_map, self.w_au):
             widget.observe(lambda change: self.render(), names="value")
         self.app = w.VBox([w.HBox([self.w_image, self.w_map, self.w_au]), self.out])
 
     def render(self) -> None:
-        with self.out:
-            self.out.clear_output(wait=True)
-            try:
-                i = self.w_image.value
-                plots.show(self.reconstruction_figure(i))
-                plots.show(self.map_figure(i, self.w_map.value))
-                for fig in self.ablation_figures(i, self.w_au.value):
-                    plots.show(fig)
-            except Exception as exc:
-                print(f"error: {exc}")
-                print("".join(traceback.format_exception(exc, limit=-3)))
+        """Redraw: reconstruction, the chosen feature map, and the chosen AU's level ablation."""
+        def draw(panel):
+            i = self.w_image.value
+            panel.figure(self.reconstruction_figure(i))
+            panel.figure(self.map_figure(i, self.w_map.value))
+            for fig in self.ablation_figures(i, self.w_au.value):
+                panel.figure(fig)
+
+        self.panel.guard(draw)
 
     def show(self):
         from IPython.display import display

@@ -6,7 +6,6 @@ redraws on release (`continuous_update=False`), and errors are printed in the ou
 """
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ MODES = ("single AU", "all AUs")
 
 
 class HeatmapExplorer:
-    """Widget app over one model. `sources`: aligned corpora found under `aligned_root` + a photo source."""
+    """Widget app over one model (a LoadedModel). Sources: each dataset with test label files under
+    `aligned_root` (per fold), and photos (`image_paths`, uploads, or the offline photo without a corpus)."""
 
     def __init__(self, loaded, aligned_root: str | Path | None = None, image_paths=(), fold: int | None = None,
                  dataset: str | None = None, max_images: int = 64, batch_size: int = 8):
@@ -91,7 +91,8 @@ class HeatmapExplorer:
         self.w_mode = w.ToggleButtons(options=MODES, value=MODES[0], description="view")
         self.w_upload = w.FileUpload(accept="image/*", multiple=False, description="your image")
         self.w_note = w.HTML(f"model: <b>{self.loaded.name}</b> ({self.loaded.dataset} AUs)")
-        self.out = w.Output(layout={"border": "1px solid #ddd", "min_height": "200px"})
+        self.panel = plots.Panel(border="1px solid #ddd", min_height="200px")
+        self.out = self.panel.widget
         self.w_source.observe(self._on_source, names="value")
         self.w_fold.observe(self._on_source, names="value")
         for widget in (self.w_image, self.w_au, self.w_mode):
@@ -101,37 +102,27 @@ class HeatmapExplorer:
                            w.HBox([self.w_image, self.w_name]), w.HBox([self.w_au, self.w_mode]),
                            self.w_note, self.out])
 
-    def _guard(self, action) -> None:
-        """Run `action` with its output (figures, errors) in the output area."""
-        with self.out:
-            self.out.clear_output(wait=True)
-            try:
-                action()
-            except Exception as exc:
-                print(f"error: {exc}")
-                print("".join(traceback.format_exception(exc, limit=-3)))
-
     def _current(self):
         return self.source(self.w_source.value, self._fold())
 
     def render(self) -> None:
-        def draw():
+        """Redraw the output area for the current choices."""
+        def draw(panel):
             src = self._current()
             if not len(src):
-                print(f"{src.name}: no images")
+                panel.text(f"{src.name}: no images")
                 return
             index = min(self.w_image.value, len(src) - 1)
             self.w_name.value = src.names()[index]
-            fig = self.figure(index, self.w_au.value, self.w_mode.value, self.w_source.value, self._fold())
-            plots.show(fig)
+            panel.figure(self.figure(index, self.w_au.value, self.w_mode.value, self.w_source.value, self._fold()))
 
-        self._guard(draw)
+        self.panel.guard(draw)
 
     def _on_source(self, change) -> None:
         if self._quiet:
             return
 
-        def switch():
+        def switch(panel):
             key = self.w_source.value
             folds = self.folds.get(key, [])
             with self._hush():
@@ -139,13 +130,13 @@ class HeatmapExplorer:
                     self.w_fold.options = folds or [0]
                     self.w_fold.disabled = not folds
                 src = self._current()
-                print(f"computing model outputs for {len(src)} images of {src.name} ...")
+                panel.text(f"computing model outputs for {len(src)} images of {src.name} ...")
                 self.precompute(src)
                 self.w_image.max = max(0, len(src) - 1)
                 self.w_image.value = 0
 
-        self._guard(switch)
-        self.render()
+        if self.panel.guard(switch):
+            self.render()
 
     def _on_change(self, change) -> None:
         if not self._quiet:
@@ -157,11 +148,11 @@ class HeatmapExplorer:
             return
         item = value[0] if isinstance(value, (list, tuple)) else next(iter(value.values()))
 
-        def add():
+        def add(panel):
             if self.photos is None:
                 self.photos = PhotoSource(name=PHOTOS)
             name = item.get("name", "upload")
-            print(f"aligning {name} ...")
+            panel.text(f"aligning {name} ...")
             index = self.photos.add(item["content"], name)
             with self._hush():
                 self.w_source.value = PHOTOS
@@ -170,8 +161,8 @@ class HeatmapExplorer:
                 self.w_image.max = len(self.photos) - 1
                 self.w_image.value = index
 
-        self._guard(add)
-        self.render()
+        if self.panel.guard(add):
+            self.render()
 
     def _hush(self):
         """Programmatic widget changes inside this block do not redraw (one redraw follows)."""
@@ -200,7 +191,7 @@ class HeatmapExplorer:
         """Precompute the first source, draw, and display the app."""
         from IPython.display import display
 
-        self._guard(lambda: self.precompute(self._current()))
-        self.render()
+        if self.panel.guard(lambda panel: self.precompute(self._current())):
+            self.render()
         display(self.app)
         return self

@@ -4,7 +4,9 @@ Heatmaps use one colour map everywhere: coolwarm from -1 (absent) to +1 (present
 """
 from __future__ import annotations
 
+import base64
 import io
+import traceback
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -24,10 +26,50 @@ def to_png(fig: Figure) -> bytes:
 
 
 def show(fig: Figure) -> None:
-    """Display a figure as a PNG image (in a widget Output when called inside `with output:`)."""
+    """Display a figure as a PNG image in the current cell's output."""
     from IPython.display import Image, display
 
     display(Image(data=to_png(fig)))
+
+
+class Panel:
+    """An ipywidgets Output filled by setting its `outputs` directly, not by capturing display calls.
+
+    Capturing (`with output:`) makes a headless client (papermill / nbclient) mimic the widget and send
+    messages back to the busy kernel, which can leave a run waiting forever; direct outputs also work
+    without a kernel (tests) and in every frontend.
+    """
+
+    def __init__(self, **layout):
+        import ipywidgets as w
+
+        self.widget = w.Output(layout=layout or None)
+
+    @property
+    def outputs(self) -> tuple:
+        return self.widget.outputs
+
+    def clear(self) -> None:
+        self.widget.outputs = ()
+
+    def text(self, text: str, name: str = "stdout") -> None:
+        self.widget.outputs += ({"output_type": "stream", "name": name, "text": text.rstrip("\n") + "\n"},)
+
+    def figure(self, fig: Figure) -> None:
+        data = {"image/png": base64.b64encode(to_png(fig)).decode("ascii"), "text/plain": "<figure>"}
+        self.widget.outputs += ({"output_type": "display_data", "data": data, "metadata": {}},)
+
+    def guard(self, action, clear: bool = True) -> bool:
+        """Run `action(self)` -> True; an exception becomes an error message in the panel -> False."""
+        if clear:
+            self.clear()
+        try:
+            action(self)
+            return True
+        except Exception as exc:
+            tail = "".join(traceback.format_exception(exc, limit=-2))
+            self.text(f"error: {exc}\n\n{tail}", name="stderr")
+            return False
 
 
 def face_axes(ax, face: np.ndarray, landmarks: np.ndarray | None = None, title: str = "") -> None:

@@ -19,8 +19,10 @@ a functional re-implementation that reads the modules' own parameters:
   (`upconv='fused'`); `'transpose'` keeps transposed conv + depthwise blur; `'auto'` fuses layers
   with at most `fused_up_max_out` output channels (the large, memory-bound resolutions);
 - demodulation, noise, bias, leaky ReLU and its gain are one `addcmul` + one in-place activation
-  (one fused kernel under `torch.compile`); the constant input is expanded, not repeated; the RGB
-  branch and the feature maps the interpreter does not read are never built;
+  (one fused kernel under `torch.compile`); in no-grad eager mode the pixel shuffle of a fused
+  up-sampling conv happens inside that `addcmul` (it reads the polyphase layout and writes the
+  shuffled one); the constant input is expanded, not repeated; the RGB branch and the feature maps
+  the interpreter does not read are never built;
 - channels_last (NHWC) activations end to end, so cuDNN runs its tensor-core kernels without
   layout transposes;
 - the encoder's 18 style heads run as three networks (one per pyramid level): the first strided convs
@@ -69,6 +71,7 @@ class FastSettings:
     upconv: str = "auto"  # 'auto' | 'fused' | 'transpose'
     fused_up_max_out: int = 128  # 'auto': fuse up-sampling convs with at most this many output channels
     cache_weights: bool = True  # cache derived weights in no-grad eager mode
+    cudnn_benchmark: bool = True  # let cuDNN time its kernels per shape (process-wide switch)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -192,6 +195,11 @@ class _Ctx:
 def _conv(ctx: _Ctx, x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise NotImplementedError("fast path: only zero-padded convolutions with integer padding")
+    if conv.kernel_size == (1, 1) and tuple(conv.padding) == (0, 0) and tuple(conv.stride) != (1, 1):
+        # a strided 1x1 conv reads every s-th pixel: pick them first (exact, no wasted work; also avoids
+        # a crash of the CPU channels_last backward of strided 1x1 convs with one thread)
+        sy, sx = conv.stride
+        return F.conv2d(x[:, :, ::sy, ::sx], ctx.w(conv.weight), ctx.b(conv.bias), 1, 0, conv.dilation, conv.groups)
     return F.conv2d(x, ctx.w(conv.weight), ctx.b(conv.bias), conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
@@ -285,7 +293,7 @@ def _style_heads(ctx: _Ctx, enc: GradualStyleEncoder, indices: list[int], feat: 
     for pos in range(0, depth, 2):
         conv, w, b = stacked(pos)
         y = F.conv2d(y, w, b, conv.stride, conv.padding, groups=1 if pos == 0 else n)
-        y = F.leaky_relu(y, heads[0].convs[pos + 1].negative_slope, inplace=not torch.is_grad_enabled())
+        y = F.leaky_relu(y, heads[0].convs[pos + 1].negative_slope, inplace=True)
     y = y.float().reshape(-1, n, d)  # [B, n, D], spatial 1x1
     lins = [h.linear for h in heads]
     w = torch.stack([lin.weight * lin.scale for lin in lins])  # [n, D_out, D_in]
@@ -337,8 +345,11 @@ def _use_fused_up(ctx: _Ctx, conv: ModulatedConv2d) -> bool:
     return mode == "fused" or (mode == "auto" and conv.out_channel <= ctx.s.fused_up_max_out)
 
 
-def _modconv(ctx: _Ctx, conv: ModulatedConv2d, x: torch.Tensor, s: torch.Tensor):
-    """Batched modulated conv without demodulation; returns (y, demod [B, out] float32 or None)."""
+def _modconv(ctx: _Ctx, conv: ModulatedConv2d, x: torch.Tensor, s: torch.Tensor, keep_phases: bool = False):
+    """Batched modulated conv without demodulation; returns (y, demod [B, out] float32 or None, phases).
+
+    With `keep_phases` a fused up-sampling conv returns its [B, 4*out, H, W] polyphase output unshuffled
+    (phases=True) for the caller to shuffle inside its epilogue."""
     wf = conv.weight[0]  # [out, in, k, k], float32, unit scale
     x = ctx.fmt(x * s.to(x.dtype)[:, :, None, None])
     if conv.upsample:
@@ -348,6 +359,8 @@ def _modconv(ctx: _Ctx, conv: ModulatedConv2d, x: torch.Tensor, s: torch.Tensor)
                 y = F.conv2d(x, g, padding=pads[0])
             else:
                 y = F.conv2d(F.pad(x, [pads[0], pads[1], pads[0], pads[1]]), g)
+            if keep_phases:
+                return y, _demod(conv, s), True
             y = _phase_shuffle(y, conv.out_channel)
         else:
             wt = ctx.derived(("wt", id(conv)), (conv.weight,),
@@ -357,11 +370,15 @@ def _modconv(ctx: _Ctx, conv: ModulatedConv2d, x: torch.Tensor, s: torch.Tensor)
     else:
         w = ctx.derived(("mw", id(conv)), (conv.weight,), lambda: ctx.fmt((wf * conv.scale).to(ctx.dt)))
         y = F.conv2d(x, w, padding=conv.padding)
-    demod = None
-    if conv.demodulate:
-        w_sq = (wf * conv.scale).pow(2).sum([2, 3])  # [out, in] float32
-        demod = torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)  # [B, out]
-    return y, demod
+    return y, _demod(conv, s), False
+
+
+def _demod(conv: ModulatedConv2d, s: torch.Tensor) -> torch.Tensor | None:
+    """1 / ||w * s|| per sample and output channel ([B, out], float32): (s^2) @ (sum_k w^2)^T."""
+    if not conv.demodulate:
+        return None
+    w_sq = (conv.weight[0] * conv.scale).pow(2).sum([2, 3])  # [out, in]
+    return torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)
 
 
 def _fused_weight(ctx: _Ctx, conv: ModulatedConv2d):
@@ -389,8 +406,10 @@ def _pad_or_crop(x, p0, p1):
 
 def _styled_conv(ctx: _Ctx, layer: StyledConv, x: torch.Tensor, s: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """modconv -> * demod -> + noise * w -> + bias -> leaky ReLU * sqrt(2), as addcmul + one activation."""
-    y, demod = _modconv(ctx, layer.conv, x, s)
-    c = y.shape[1]
+    # no-grad eager channels_last: the pixel shuffle of a fused up-sampling conv happens inside the epilogue
+    fuse_shuffle = ctx.cl and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    y, demod, phases = _modconv(ctx, layer.conv, x, s, keep_phases=fuse_shuffle)
+    c = layer.conv.out_channel
     # leaky_relu(z) * g == leaky_relu(z * g) for g > 0: fold the gain into the affine part
     shift = ctx.derived(("shift", id(layer)), (layer.noise.weight, layer.activate.bias, noise), lambda: ctx.fmt(
         ((layer.noise.weight * noise + layer.activate.bias.view(1, c, 1, 1)) * LRELU_GAIN).to(y.dtype)))  # [1,C,H,W]
@@ -398,8 +417,26 @@ def _styled_conv(ctx: _Ctx, layer: StyledConv, x: torch.Tensor, s: torch.Tensor,
         scale = torch.full((1, c, 1, 1), LRELU_GAIN, device=y.device)
     else:
         scale = (demod * LRELU_GAIN)[:, :, None, None]
+    if phases and y.is_contiguous(memory_format=torch.channels_last):
+        return _shuffle_epilogue(y, shift, scale.to(y.dtype), c, layer.activate.negative_slope)
+    if phases:
+        y = _phase_shuffle(y, c)
     z = torch.addcmul(shift, y, scale.to(y.dtype))
-    return F.leaky_relu(z, layer.activate.negative_slope, inplace=not torch.is_grad_enabled())
+    # in place also under autograd: leaky ReLU (slope > 0) differentiates from its output, addcmul does
+    # not keep its own output, so one activation-sized tensor per layer is saved
+    return F.leaky_relu(z, layer.activate.negative_slope, inplace=True)
+
+
+def _shuffle_epilogue(y, shift, scale, c: int, slope: float) -> torch.Tensor:
+    """leaky_relu(shuffle(y) * scale + shift) in one pass plus one in place (no grad): the addcmul reads
+    the polyphase NHWC output [B, H, W, 2, 2, C] and writes the shuffled NHWC map [B, H, 2, W, 2, C]."""
+    b, _, h, w = y.shape
+    y6 = y.permute(0, 2, 3, 1).view(b, h, w, 2, 2, c)
+    z = torch.empty((b, h, 2, w, 2, c), dtype=y.dtype, device=y.device)
+    shift6 = shift.permute(0, 2, 3, 1).reshape(1, h, 2, w, 2, c).permute(0, 1, 3, 2, 4, 5)
+    torch.addcmul(shift6, y6, scale.reshape(-1, 1, 1, 1, 1, c), out=z.permute(0, 1, 3, 2, 4, 5))
+    F.leaky_relu_(z, slope)
+    return z.view(b, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
 
 
 def _synthesis_features(ctx: _Ctx, gen: StyleGAN2Generator, w_plus: torch.Tensor, wanted: list[int]):
@@ -436,7 +473,7 @@ def _interp_block(ctx: _Ctx, block: nn.Sequential, x: torch.Tensor, add: torch.T
         elif isinstance(layer, nn.Conv2d):
             x = _conv(ctx, x, layer)
         elif isinstance(layer, nn.ReLU):
-            x = F.relu(x, inplace=not torch.is_grad_enabled())
+            x = F.relu(x, inplace=True)  # a conv output; ReLU differentiates from its result
         elif isinstance(layer, nn.Dropout):
             if layer.training and layer.p > 0:
                 x = F.dropout(x, layer.p, training=True)
@@ -527,13 +564,23 @@ class FastFGNet(FGNet):
         return super()._apply(fn, recurse)
 
 
+def _strict_channels_last(t: torch.Tensor) -> torch.Tensor:
+    """NHWC with the exact NHWC strides, also for 1x1 kernels (where `.contiguous(channels_last)` keeps the
+    NCHW strides): the gradients cuDNN/ATen return then have the parameter's strides (DDP's reducer and
+    AccumulateGrad expect that)."""
+    n, c, h, w = t.shape
+    out = torch.empty_strided(t.shape, (c * h * w, 1, w * c, c), dtype=t.dtype, device=t.device)
+    return out.copy_(t)
+
+
 def make_fast(net: FGNet, precision: str = "bf16", compile: bool = False, channels_last: bool = True,
               upconv: str = "auto", compile_mode: str | None = None, settings: FastSettings | None = None,
               **extra) -> FastFGNet:
     """Switch `net` (in place) to the fast forward and return it; parameters and keys are unchanged.
 
     With `channels_last`, the nn.Conv2d weights are stored NHWC (same values); do this before building
-    the optimizer. `compile=True` compiles the fast forward lazily on first call.
+    the optimizer. `compile=True` compiles the fast forward lazily on first call. Kernel choice is
+    automatic: cuDNN benchmarking is switched on for the process (`cudnn_benchmark=False` leaves it).
     """
     if not isinstance(net, FGNet):
         raise TypeError(f"make_fast expects an FGNet, got {type(net).__name__}")
@@ -544,11 +591,13 @@ def make_fast(net: FGNet, precision: str = "bf16", compile: bool = False, channe
         settings = replace(settings, **extra)
     net.__class__ = FastFGNet
     net._fast_settings = settings
+    if settings.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     net._fast_cache = {}
     if settings.channels_last:
         for m in net.modules():
             if isinstance(m, nn.Conv2d):
-                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+                m.weight.data = _strict_channels_last(m.weight.data)
     net.__dict__["_fast_compiled"] = (torch.compile(net._fast_forward, mode=settings.compile_mode, dynamic=False)
                                       if settings.compile else None)
     return net

@@ -76,6 +76,9 @@ class Layout:
     def runs_dir(self) -> Path:
         return self.root / "work" / "runs"
 
+    def efficiency_dir(self, dataset: str) -> Path:
+        return self.root / "work" / "efficiency" / canonical_dataset(dataset)
+
     @property
     def reports_dir(self) -> Path:
         return self.root / "reports"
@@ -93,7 +96,7 @@ class Layout:
         return self.reports_dir / "curves"
 
     def run_name(self, dataset: str, fold: int, protocol: str) -> str:
-        return f"{canonical_dataset(dataset).lower()}_{int(fold)}_{protocol}"
+        return f"{canonical_dataset(dataset)}_{int(fold)}_{protocol}"
 
     def run_dir(self, dataset: str, fold: int, protocol: str) -> Path:
         return self.runs_dir / self.run_name(dataset, fold, protocol)

@@ -35,8 +35,14 @@ def within_domain(params: dict, lay: Layout) -> tuple[pd.DataFrame, dict]:
                 m = read_json(lay.run_metrics(ds, fold, protocol))
                 fold_rows.append({"dataset": ds, "protocol": protocol, "fold": str(fold),
                                   **{f"AU{a}": m[f"f1_AU{a:02d}"] for a in DATASET_AUS[ds]}, "avg": m["f1_avg"]})
-            mean = pd.DataFrame(fold_rows).drop(columns=["dataset", "protocol", "fold"]).mean().to_dict()
-            rows += fold_rows + [{"dataset": ds, "protocol": protocol, "fold": "mean", **mean}]
+                if "allpos_f1_avg" in m:
+                    fold_rows.append({"dataset": ds, "protocol": "all-present", "fold": str(fold),
+                                      **{f"AU{a}": m[f"allpos_f1_AU{a:02d}"] for a in DATASET_AUS[ds]},
+                                      "avg": m["allpos_f1_avg"]})
+            frame = pd.DataFrame(fold_rows)
+            for proto, part in frame.groupby("protocol", sort=False):
+                mean = part.drop(columns=["dataset", "protocol", "fold"]).mean().to_dict()
+                rows += part.to_dict("records") + [{"dataset": ds, "protocol": proto, "fold": "mean", **mean}]
     table = pd.DataFrame(rows)
     flat = {}
     for _, r in table[table["fold"] == "mean"].iterrows():

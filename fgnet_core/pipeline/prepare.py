@@ -10,7 +10,7 @@ INGEST = {"BP4D": ingest_bp4d, "DISFA": ingest_disfa}
 
 
 def prepare_dataset(params: dict, lay: Layout, dataset: str, progress: bool = True) -> IngestReport:
-    """Ingest `<raw>/<DATASET>` into `work/aligned/<DATASET>`; counts go to reports/metrics/prepare_<dataset>.json."""
+    """Ingest `<raw>/<DATASET>` into `work/aligned/<DATASET>`; counts go to reports/metrics/prepare_<DATASET>.json."""
     dataset = canonical_dataset(dataset)
     raw = lay.raw_dir / dataset
     if not raw.is_dir():
@@ -20,5 +20,5 @@ def prepare_dataset(params: dict, lay: Layout, dataset: str, progress: bool = Tr
     report = INGEST[dataset](raw, lay.aligned_dir, workers=int(prep["workers"]), seed=int(params["seed"]),
                              transform_size=prep["transform_size"], progress=progress)
     counts = {**report.scan, "aligned": report.aligned, "align_failed": report.align_failed}
-    write_json(lay.metrics_dir / f"prepare_{dataset.lower()}.json", counts)
+    write_json(lay.metrics_dir / f"prepare_{dataset}.json", counts)
     return report

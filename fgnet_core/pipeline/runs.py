@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -74,7 +75,7 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
     recipe = recipe_for(params)
     train_split, select_split = SPLITS_OF[protocol]
     name = lay.run_name(dataset, fold, protocol) + (f"_n{size}" if size else "")
-    run_dir = lay.runs_dir / name
+    run_dir = (lay.efficiency_dir(dataset) if size else lay.runs_dir) / name
     table = None
     if size:
         full = read_label_csv(label_csv_path(lay.aligned_dir, dataset, fold, train_split), dataset)
@@ -93,6 +94,7 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
     preds = predict_dataset(best.to(device), test_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
     k = n_aus(dataset)
     test_scores = dataset_f1(preds.labels, preds.predictions[:, :k], dataset)
+    all_present = dataset_f1(preds.labels, np.ones_like(preds.labels), dataset)  # the trivial baseline
     frame = pd.DataFrame({"image_path": preds.paths})
     for i, au in enumerate(dataset_aus(dataset)):
         frame[f"{au.label}_true"] = preds.labels[:, i]
@@ -100,7 +102,8 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
     frame.to_csv(run_dir / "test_predictions.csv", index=False)
     metrics = {"dataset": dataset, "fold": int(fold), "protocol": protocol, "train_frames": len(train_set),
                "test_frames": len(test_set), "best_epoch": result.best_epoch,
-               "selection_f1": round(result.best_selection_f1, 4), **flat_f1(test_scores)}
+               "selection_f1": round(result.best_selection_f1, 4), **flat_f1(test_scores),
+               **flat_f1(all_present, "allpos_f1")}
     return RunOutput(name, metrics, run_dir)
 
 

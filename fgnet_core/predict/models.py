@@ -1,6 +1,6 @@
 """The one home for `--model demo|bp4d|disfa|PATH`: which file it means, how it loads, which dataset it reads.
 
-* `demo`  -- the model the pipeline trains on the demo corpus (`work/runs/bp4d_0_faithful/best.pt`);
+* `demo`  -- the model the pipeline trains on the demo corpus (`work/runs/BP4D_0_faithful/best.pt`);
 * `bp4d`, `disfa` -- the released FG-Net fold-0 models (`checkpoints/<name>_0/model.pth`) with the StyleGAN2
   and pSp files named in params.yaml `paths.checkpoints`;
 * a PATH -- one of our training checkpoints (format 'fgnet-workspace-training-v1') or an official model.pth
@@ -14,8 +14,10 @@ from pathlib import Path
 
 from fgnet_core.data.au_tables import canonical_dataset, dataset_aus
 from fgnet_core.paths import REPO_ROOT
+from fgnet_core.pipeline.config import Layout
 
-DEMO_CHECKPOINT = Path("work") / "runs" / "bp4d_0_faithful" / "best.pt"
+# the pipeline's BP4D fold-0 faithful run, relative to the repository root (layout from pipeline.config)
+DEMO_CHECKPOINT = Layout(Path("."), {}).run_dir("BP4D", 0, "faithful") / "best.pt"
 OFFICIAL_MODELS = {"bp4d": ("BP4D", Path("checkpoints") / "bp4d_0" / "model.pth"),
                    "disfa": ("DISFA", Path("checkpoints") / "disfa_0" / "model.pth")}
 _GET_OFFICIAL = ("download the FG-Net release (model.pth per dataset and fold, plus the StyleGAN2 "

@@ -159,10 +159,13 @@ class _Runner:
                 item.row.update({lab: int(v > 0) for lab, v in zip(labels, s)})
                 item.row.update({f"{lab}_score": float(v) for lab, v in zip(labels, s)})
                 if self.overlays is not None:
-                    frame_tag = f"/{item.row['frame']:06d}" if source.kind == "video" else ""
+                    title, png = source.path.name, self.overlays / f"{source.name}.png"
+                    if source.kind == "video":
+                        title += f" frame {item.row['frame']}"
+                        png = self.overlays / source.name / f"{item.row['frame']:06d}.png"
                     grid = ov.heatmap_grid(item.face.image, item.face.landmarks, heat[k].numpy(), labels, s,
-                                           title=f"{source.path.name}{frame_tag.replace('/', ' frame ')}")
-                    ov.write_png(self.overlays / f"{source.name}{frame_tag}.png", grid)
+                                           title=title)
+                    ov.write_png(png, grid)
                 k += 1
             if self.video is not None and item.frame is not None:
                 box = None if item.face is None else item.face.box
@@ -184,7 +187,7 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
     `df.attrs["errors"]` lists (path, message) of the inputs that could not be read. `detect_max_side`
     shrinks large frames for face detection only (landmarks still use the full frame); None = full size.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from fgnet_core.data.align import FaceAligner, NoFaceError
 
@@ -230,7 +233,8 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
                     row["status"] = "error"
                     report(source.path, f"frame {frame}: {exc}")
                 runner.pending.append(_Pending(row, face, rgb if runner.video is not None else None))
-                if sum(p.face is not None for p in runner.pending) >= batch_size or len(runner.pending) >= 4 * batch_size:
+                faces = sum(p.face is not None for p in runner.pending)
+                if faces >= batch_size or len(runner.pending) >= 4 * batch_size:  # bound memory on faceless runs
                     runner.flush(source)
                 bar.update(1)
             runner.flush(source)

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -138,16 +139,20 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
+        with warnings.catch_warnings():  # deprecated in favour of a private API; still the differentiable one
+            warnings.simplefilter("ignore", FutureWarning)
+            from torch.distributed.nn.functional import all_reduce
 
         c = x.shape[1]
         xf = x.float()
         local_n = xf.new_tensor([x.numel() // c], dtype=torch.float32)
-        first = all_reduce(torch.cat([xf.sum(dim=(0, 2, 3)), local_n]))
-        n = first[c]
-        mean = first[:c] / n
-        centred = xf - mean.view(1, c, 1, 1)
-        var = all_reduce(centred.square().sum(dim=(0, 2, 3))) / n  # biased, for normalisation
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            first = all_reduce(torch.cat([xf.sum(dim=(0, 2, 3)), local_n]))
+            n = first[c]
+            mean = first[:c] / n
+            centred = xf - mean.view(1, c, 1, 1)
+            var = all_reduce(centred.square().sum(dim=(0, 2, 3))) / n  # biased, for normalisation
         y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
         if self.affine:
             y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)

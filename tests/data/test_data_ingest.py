@@ -290,10 +290,11 @@ class _Job:
 
 
 def test_command_line(bp4d_raw, tmp_path, monkeypatch, capsys):
-    fake = types.ModuleType("fgnet_core.data.align")
-    fake.AlignJob = _Job
-    fake.run_alignment = FakeAligner()
-    monkeypatch.setitem(sys.modules, "fgnet_core.data.align", fake)
+    import fgnet_core.data.align_batch as align_batch
+
+    fake = types.SimpleNamespace(run_alignment=FakeAligner())
+    monkeypatch.setattr(align_batch, "AlignJob", _Job)
+    monkeypatch.setattr(align_batch, "run_alignment", fake.run_alignment)
     out = tmp_path / "cli_out"
     code = cli.main(["ingest", "BP4D", str(bp4d_raw), "--out", str(out), "--subjects", "f001", "f003",
                      "--seed", "1", "--no-progress"])
