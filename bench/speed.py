@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -344,17 +345,30 @@ def _child_main(cfg_json: str) -> int:
 
 
 def run_isolated(cfg: dict, timeout_s: float) -> list[dict]:
+    """run_config in a fresh process (its own process group: on timeout, compile workers die with it)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO_ROOT),
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout_s, 1.0), cwd=str(REPO_ROOT))
-    except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")[-800:] if isinstance(exc.stderr, bytes) else (exc.stderr or "")[-800:]
-        return [{"ok": False, **cfg, "error": f"timed out after {timeout_s:.0f} s", "trace": str(tail)}]
-    for line in proc.stdout.splitlines():
+        stdout, stderr = proc.communicate(timeout=max(timeout_s, 1.0))
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        stdout, stderr = proc.communicate()
+        return [{"ok": False, **cfg, "error": f"timed out after {timeout_s:.0f} s (stopped)",
+                 "trace": (stderr or "")[-800:]}]
+    finally:
+        try:  # stray grandchildren (e.g. compile workers) of a finished child
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for line in stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
     return [{"ok": False, **cfg, "error": f"child exited {proc.returncode} without a result",
-             "trace": (proc.stderr or "")[-2000:]}]
+             "trace": (stderr or "")[-2000:]}]
 
 
 def run_inline(cfg: dict) -> list[dict]:
