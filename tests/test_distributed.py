@@ -23,6 +23,7 @@ from fgnet_core.presets import get_preset  # noqa: E402
 from fgnet_core.training import distributed as ddp  # noqa: E402
 from fgnet_core.training import loop  # noqa: E402
 from fgnet_core.training.recipe import TrainRecipe  # noqa: E402
+from tests.toy_data import ToySet
 
 # small, BatchNorm everywhere (encoder + interpreter), dropout 0: runs compare to float tolerance
 PRESET = get_preset("tiny", out_channels=8, heatmap_size=16, generator_size=32, dropout=0.0,
@@ -32,24 +33,6 @@ PRESET = get_preset("tiny", out_channels=8, heatmap_size=16, generator_size=32, 
 RECIPE = TrainRecipe(lr=2e-3, batch_size=5, epochs=2, iterations=3, heatmap_size=16, sigma=2.0, grad_clip=1.0,
                      checkpoint_every=100, eval_batch_size=4, seed=3)
 N_TRAIN = 13
-
-
-class ToySet(torch.utils.data.Dataset):
-    """Images whose half brightness decides two AUs; +-1 target maps."""
-
-    def __init__(self, n: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.labels = (torch.rand(n, 8, generator=g) > 0.5).float()
-        self.images = torch.rand(n, 3, 256, 256, generator=g) * 0.2 - 0.1
-        self.images[:, :, :, :128] += self.labels[:, 0, None, None, None] * 0.8
-        self.images[:, :, :, 128:] += self.labels[:, 1, None, None, None] * 0.8
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        heat = (self.labels[i] * 2 - 1)[:, None, None].expand(8, 16, 16).clone()
-        return {"image": self.images[i], "labels": self.labels[i], "heatmap": heat, "path": f"x/{i}.jpg", "index": i}
 
 
 def _model():

@@ -11,28 +11,11 @@ from fgnet_core.models import FGNet
 from fgnet_core.presets import get_preset
 from fgnet_core.training import loop
 from fgnet_core.training.recipe import TrainRecipe, resolve_recipe
+from tests.toy_data import ToySet
 
 PRESET = get_preset("tiny", out_channels=8, heatmap_size=16, generator_size=32,
                     generator_channels={4: 8, 8: 8, 16: 8, 32: 8}, encoder_input_size=64,
                     encoder_widths=(4, 8, 8, 16), style_dim=16)
-
-
-class ToySet(torch.utils.data.Dataset):
-    """Images whose left/right half brightness decides two AUs; targets +-1 maps like the real ones."""
-
-    def __init__(self, n: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.labels = (torch.rand(n, 8, generator=g) > 0.5).float()
-        self.images = torch.rand(n, 3, 256, 256, generator=g) * 0.2 - 0.1
-        self.images[:, :, :, :128] += self.labels[:, 0, None, None, None] * 0.8
-        self.images[:, :, :, 128:] += self.labels[:, 1, None, None, None] * 0.8
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        heat = (self.labels[i] * 2 - 1)[:, None, None].expand(8, 16, 16).clone()
-        return {"image": self.images[i], "labels": self.labels[i], "heatmap": heat, "path": f"x/{i}.jpg", "index": i}
 
 
 RECIPE = TrainRecipe(lr=2e-3, batch_size=4, epochs=2, iterations=5, heatmap_size=16, sigma=2.0, grad_clip=1.0,
