@@ -17,7 +17,7 @@ from fgnet_core.training.recipe import TrainRecipe, resolve_recipe
 
 PROTOCOLS = ("faithful", "clean")  # select the epoch on the test fold (official) / on held-out subjects
 TOP_LEVEL = {"corpus", "preset", "seed", "datasets", "folds", "protocols", "paths", "prepare", "train",
-             "evaluation", "efficiency", "runtime"}
+             "evaluation", "efficiency", "fast", "runtime"}
 
 
 class ParamsError(ValueError):
