@@ -4,11 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"          # DVC-tracked raw corpora (demo corpus by default)
-WORK_DIR = REPO_ROOT / "work"          # pipeline intermediates (aligned corpora, checkpoints)
-REPORTS_DIR = REPO_ROOT / "reports"    # generated tables, figures, executed notebooks
-CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"  # user-provided official weights (not tracked)
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the pipeline's folder layout: pipeline/config.py
 
 
 def dlib_landmark_model() -> Path:

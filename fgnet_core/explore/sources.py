@@ -193,7 +193,7 @@ def model_outputs(loaded: LoadedModel, images: list[np.ndarray], batch_size: int
     return heat.numpy(), heat.clamp(-1.0, 1.0).mean(dim=(2, 3)).numpy()
 
 
-def explore_samples(image_paths=(), aligned_root: str | Path = "work/aligned", dataset: str = "BP4D", fold: int = 0,
+def explore_samples(image_paths=(), aligned_root: str | Path = "workspace/aligned", dataset: str = "BP4D", fold: int = 0,
                     max_images: int = 8, heatmap_size: int = 128) -> list[Sample]:
     """`image_paths` aligned on the spot; else the aligned corpus's test images; else the offline photo."""
     if image_paths:

@@ -1,7 +1,7 @@
 """params.yaml: loading, validation and the derived paths every pipeline stage shares.
 
 The one home for the pipeline's folder layout: raw corpora under `data/`, aligned corpora and runs
-under `work/`, metrics, curves, figures and executed notebooks under `reports/`.
+under `workspace/`, metrics, curves, figures and executed notebooks under `reports/`.
 """
 from __future__ import annotations
 
@@ -70,14 +70,14 @@ class Layout:
 
     @property
     def aligned_dir(self) -> Path:
-        return self.root / "work" / "aligned"
+        return self.root / "workspace" / "aligned"
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "work" / "runs"
+        return self.root / "workspace" / "runs"
 
     def efficiency_dir(self, dataset: str) -> Path:
-        return self.root / "work" / "efficiency" / canonical_dataset(dataset)
+        return self.root / "workspace" / "efficiency" / canonical_dataset(dataset)
 
     @property
     def reports_dir(self) -> Path:

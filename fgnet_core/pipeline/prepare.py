@@ -10,7 +10,7 @@ INGEST = {"BP4D": ingest_bp4d, "DISFA": ingest_disfa}
 
 
 def prepare_dataset(params: dict, lay: Layout, dataset: str, progress: bool = True) -> IngestReport:
-    """Ingest `<raw>/<DATASET>` into `work/aligned/<DATASET>`; counts go to reports/metrics/prepare_<DATASET>.json."""
+    """Ingest `<raw>/<DATASET>` into `workspace/aligned/<DATASET>`; counts go to reports/metrics/prepare_<DATASET>.json."""
     dataset = canonical_dataset(dataset)
     raw = lay.raw_dir / dataset
     if not raw.is_dir():

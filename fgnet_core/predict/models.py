@@ -1,6 +1,6 @@
 """The one home for `--model demo|bp4d|disfa|PATH`: which file it means, how it loads, which dataset it reads.
 
-* `demo`  -- the model the pipeline trains on the demo corpus (`work/runs/BP4D_0_faithful/best.pt`);
+* `demo`  -- the model the pipeline trains on the demo corpus (`workspace/runs/BP4D_0_faithful/best.pt`);
 * `bp4d`, `disfa` -- the released FG-Net fold-0 models (`checkpoints/<name>_0/model.pth`) with the StyleGAN2
   and pSp files named in params.yaml `paths.checkpoints`;
 * a PATH -- one of our training checkpoints (format 'fgnet-workspace-training-v1') or an official model.pth
