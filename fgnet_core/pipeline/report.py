@@ -179,8 +179,10 @@ def write_report(params: dict, lay: Layout) -> Path:
     for ds in params["datasets"]:
         parts += ["", f"## Within-domain: {canonical_dataset(ds)}", "", within_domain_markdown(within, ds)]
     for ds in params["datasets"]:
-        per_fold = within[(within["fold"] != "mean") & (within["dataset"] == canonical_dataset(ds))]
-        parts += ["", f"Per fold, {canonical_dataset(ds)}:", "", _md(per_fold.dropna(axis=1, how="all"))]
+        name = canonical_dataset(ds)
+        columns = ["protocol", "fold", *[f"AU{a}" for a in DATASET_AUS[name]], "avg"]
+        per_fold = within[(within["fold"] != "mean") & (within["dataset"] == name)][columns]
+        parts += ["", f"Per fold, {name}:", "", _md(per_fold)]
     parts += ["", "## Cross-domain (AUs 1, 2, 4, 6, 12)", "",
               f"Models of the `{params['evaluation']['cross_domain_protocol']}` runs, "
               f"folds: {params['evaluation']['cross_domain_folds']}. Diagonal = within-domain on the same AUs.", "",
