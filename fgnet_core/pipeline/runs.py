@@ -96,6 +96,12 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
                    run_params={"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
     best, _ = checkpoints.load_training_checkpoint(result.best_path)
     preds = predict_dataset(best.to(device), test_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
+    return score_run(name, run_dir, preds, dataset, fold, protocol, result, len(train_set))
+
+
+def score_run(name: str, run_dir: Path, preds, dataset: str, fold: int, protocol: str, result,
+              train_frames: int, **extra) -> RunOutput:
+    """Test-set F1 of the selected epoch (+ the trivial all-present baseline) and per-image scores on disk."""
     k = n_aus(dataset)
     test_scores = dataset_f1(preds.labels, preds.predictions[:, :k], dataset)
     all_present = dataset_f1(preds.labels, np.ones_like(preds.labels), dataset)  # the trivial baseline
@@ -104,10 +110,10 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
         frame[f"{au.label}_true"] = preds.labels[:, i]
         frame[f"{au.label}_score"] = preds.scores[:, i].round(5)
     frame.to_csv(run_dir / "test_predictions.csv", index=False)
-    metrics = {"dataset": dataset, "fold": int(fold), "protocol": protocol, "train_frames": len(train_set),
-               "test_frames": len(test_set), "best_epoch": result.best_epoch,
+    metrics = {"dataset": dataset, "fold": int(fold), "protocol": protocol, "train_frames": train_frames,
+               "test_frames": len(preds.paths), "best_epoch": result.best_epoch,
                "selection_f1": round(result.best_selection_f1, 4), **flat_f1(test_scores),
-               **flat_f1(all_present, "allpos_f1")}
+               **flat_f1(all_present, "allpos_f1"), **extra}
     return RunOutput(name, metrics, run_dir)
 
 

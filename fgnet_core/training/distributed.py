@@ -369,9 +369,6 @@ def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: Dis
                   fast: dict | None = None, log=print):
     """`pipeline.runs.train_run` with the training sharded over ranks; rank 0 scores the test set and
     returns the RunOutput (other ranks return None)."""
-    import pandas as pd
-
-    from fgnet_core.data.au_tables import dataset_aus
     from fgnet_core.data.folds import sample_training_rows
     from fgnet_core.data.labels import label_csv_path, read_label_csv
     from fgnet_core.models.fast import make_fast_from_params
@@ -407,18 +404,8 @@ def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: Dis
     preds = predict_sharded(best.to(env.device), test_set, recipe.eval_batch_size, env, amp=recipe.amp)
     if not env.is_main:
         return None
-    k = n_aus(dataset)
-    test_scores = dataset_f1(preds.labels, preds.predictions[:, :k], dataset)
-    frame = pd.DataFrame({"image_path": preds.paths})
-    for i, au in enumerate(dataset_aus(dataset)):
-        frame[f"{au.label}_true"] = preds.labels[:, i]
-        frame[f"{au.label}_score"] = preds.scores[:, i].round(5)
-    frame.to_csv(run_dir / "test_predictions.csv", index=False)
-    metrics = {"dataset": dataset, "fold": int(fold), "protocol": protocol, "train_frames": len(train_set),
-               "test_frames": len(test_set), "best_epoch": result.best_epoch,
-               "selection_f1": round(result.best_selection_f1, 4), **runs.flat_f1(test_scores),
-               "world_size": env.world_size}
-    out = runs.RunOutput(name, metrics, run_dir)
+    out = runs.score_run(name, run_dir, preds, dataset, fold, protocol, result, len(train_set),
+                         world_size=env.world_size)
     runs.publish_run(out, lay)
     return out
 
