@@ -49,6 +49,15 @@ def test_sampled_labels_follow_prevalence_and_cooccurrence(dataset, pair):
     assert (occ[1:] == occ[:-1]).mean() > (p ** 2 + (1 - p) ** 2).mean() + 0.05
 
 
+def test_every_disfa_subject_shows_every_au():
+    """Rare DISFA AUs (AU1, AU2, AU9) must reach every fold's training and test subjects."""
+    for subject, fold in demo_subjects("DISFA", 4):
+        labels = plan_subject("DISFA", subject, fold, seed=0, frames_per_subject=48).sequences[0].labels
+        columns = [RAW_AUS["DISFA"].index(au) for au in DATASET_AUS["DISFA"]]
+        shown = (labels[:, columns] >= 2).any(axis=0)  # occurrence = intensity >= 2
+        assert shown.all(), f"{subject}: AU(s) {[au for au, s in zip(DATASET_AUS['DISFA'], shown) if not s]} never occur"
+
+
 def test_subjects_are_official_test_subjects():
     for dataset in ("BP4D", "DISFA"):
         pairs = demo_subjects(dataset, 4)

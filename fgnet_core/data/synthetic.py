@@ -40,11 +40,12 @@ _NOMINAL_PREVALENCE = {"DISFA": {5: 0.03, 15: 0.04, 17: 0.06, 20: 0.03}}
 _NUISANCE = {"BP4D": {25: 0.20, 26: 0.05}, "DISFA": {7: 0.08, 10: 0.05}}
 # Native frames between consecutive demo frames, for AU persistence (real runs last ~60-800 frames at 25 fps).
 _STRIDE = {"BP4D": 30.0, "DISFA": 60.0}
+_MAX_REDRAWS = 200  # DISFA: redraws of a subject's AU sequence until every AU occurs (deterministic)
 _PROTOTYPE_SWITCH = {"BP4D": 0.15, "DISFA": 0.10}
 BP4D_TASKS = tuple(f"T{k}" for k in range(1, 9))
 DISFA_FPS = 20
 # DISFA intensity (0-5) -> drawing strength; occurrence is intensity >= 2.
-_DISFA_STRENGTH = np.array([0.0, 0.25, 0.5, 0.7, 0.85, 1.0])
+_DISFA_STRENGTH = np.array([0.0, 0.3, 0.65, 0.8, 0.9, 1.0])
 
 
 def demo_subjects(dataset: str, per_fold: int = 4) -> list[tuple[str, int]]:
@@ -117,7 +118,7 @@ def _levels(occ: np.ndarray, rng: np.random.Generator, disfa: bool) -> np.ndarra
                 out[t, j] = rng.choice([2, 3, 4, 5], p=[0.35, 0.3, 0.2, 0.15]) if occ[t, j] else \
                     rng.choice([0, 1], p=[0.85, 0.15])
             else:
-                out[t, j] = rng.uniform(0.6, 1.0) if occ[t, j] else (rng.uniform(0.05, 0.15) if rng.random() < 0.1
+                out[t, j] = rng.uniform(0.8, 1.0) if occ[t, j] else (rng.uniform(0.05, 0.15) if rng.random() < 0.1
                                                                      else 0.0)
     return out
 
@@ -195,7 +196,12 @@ def plan_subject(dataset: str, subject: str, fold: int, seed: int, frames_per_su
     raw = RAW_AUS[dataset]
     if dataset == "DISFA":
         n = frames_per_subject
-        occ = au_sequence(dataset, n, rng)
+        # One continuous video per subject: with 48 frames the rare AUs (AU1, AU2, AU9: 4-5 %) would be
+        # missing from whole folds, so a subject's sequence is redrawn until it shows every AU at least once.
+        for _ in range(_MAX_REDRAWS):
+            occ = au_sequence(dataset, n, rng)
+            if occ.any(axis=0).all():
+                break
         levels = _levels(occ, rng, disfa=True)                                   # [n, 8] intensity
         extra = {au: _levels(_persistent_bernoulli(n, p, rng)[:, None], rng, True)[:, 0]
                  for au, p in _NOMINAL_PREVALENCE["DISFA"].items()}

@@ -320,9 +320,14 @@ def identity_points(rng: np.random.Generator, sex: str, hair_style: str) -> tupl
     return np.vstack([p] + rows), slices
 
 
+# Expressions are drawn larger than life: the CPU demo model reads a 64 px copy of the aligned face, where the
+# natural displacements above (0.01-0.05 face units) would move landmarks by well under a pixel.
+EXPRESSION_GAIN = 1.8
+
+
 def expression_offsets(strengths: np.ndarray) -> np.ndarray:
     """Landmark displacement for AU strengths aligned with RENDERED_AUS (0..1).  # [68, 2]"""
-    return np.tensordot(np.asarray(strengths, dtype=np.float64), AU_BASIS, axes=1)
+    return EXPRESSION_GAIN * np.tensordot(np.asarray(strengths, dtype=np.float64), AU_BASIS, axes=1)
 
 
 def _constrain(lm: np.ndarray) -> None:

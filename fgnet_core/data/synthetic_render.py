@@ -13,7 +13,7 @@ from fgnet_core.data.synthetic_face import MIRROR_68, RENDERED_AUS, FaceGeometry
 
 __all__ = ["Canvas", "render_face"]
 
-_CREASE_GAIN = 1.5  # wrinkle darkness scale: AU creases must survive blur, JPEG and a 128 px crop
+_CREASE_GAIN = 2.0  # wrinkle darkness scale: AU creases must survive blur, JPEG and a 64 px copy
 
 
 class Canvas:
