@@ -19,13 +19,10 @@ sums run in another order (results agree to float tolerance, not bit for bit).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,14 +34,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from fgnet_core import checkpoints
-from fgnet_core.data.au_tables import canonical_dataset, n_aus
-from fgnet_core.evaluation.metrics import dataset_f1
+from fgnet_core.data.au_tables import canonical_dataset
 from fgnet_core.evaluation.predict_set import SetPredictions, predict_dataset
 from fgnet_core.models.fgnet import FGNet
-from fgnet_core.training.loop import (
-    TrainingDiverged, TrainResult, _collate, _epoch_order, _jsonable, _set_seed, heatmap_loss, trainable_parameters,
-    write_history,
-)
+from fgnet_core.training.loop import OneProcess, TrainResult, train
 from fgnet_core.training.recipe import TrainRecipe
 
 # ----------------------------------------------------------------------------
@@ -236,129 +229,51 @@ def predict_sharded(model: FGNet, dataset, batch_size: int, env: DistEnv, amp: b
 
 
 # ----------------------------------------------------------------------------
-# The loop
+# The loop: loop.train with the work sharded over the ranks
+
+
+class DDPRanks(OneProcess):
+    """`loop.train`'s placement over torchrun ranks: shards each global batch, synchronises BatchNorm,
+    wraps the model in DDP, averages the logged loss and shards evaluation (see the module docstring)."""
+
+    def __init__(self, env: DistEnv, sync_batchnorm: str = "auto"):
+        super().__init__(env.device)
+        self.env = env
+        self.world_size = env.world_size
+        self.is_main = env.is_main
+        self.sync_batchnorm = sync_batchnorm
+
+    def prepare(self, model: FGNet, state: dict, seed: int) -> nn.Module:
+        env = self.env
+        if env.distributed and self.sync_batchnorm != "none":
+            kind = self.sync_batchnorm if self.sync_batchnorm != "auto" else (
+                "torch" if env.device_type == "cuda" else "cross_rank")
+            convert_batchnorm(model, kind)  # the same Parameter objects: the optimizer keeps them
+        if env.rank > 0:  # own dropout masks per rank; rank 0 keeps the single-process stream
+            torch.manual_seed(seed * 1_000_003 + env.rank * 7919 + state["epoch"] * 101 + state["iteration"])
+        return wrap_ddp(model, env)
+
+    def shard(self, idx: list[int]) -> tuple[list[int], float]:
+        return shard_batch(idx, self.env.rank, self.env.world_size)
+
+    def mean_loss(self, loss: torch.Tensor, n_local: int, n_global: int) -> float:
+        if not self.env.distributed:
+            return float(loss.item())
+        return _all_sum(float(loss.detach()) * n_local, self.env) / n_global
+
+    def predict(self, model: FGNet, eval_set, batch_size: int, amp: bool):
+        return predict_sharded(model, eval_set, batch_size, self.env, amp=amp)
+
+    def barrier(self) -> None:
+        barrier(self.env)
 
 
 def train_ddp(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dataset: str, *, env: DistEnv,
-              selection_set=None, eval_sets: dict | None = None, log: Callable[[str], None] = print,
-              progress: Callable | None = None, run_params: dict | None = None,
-              stop_after_iterations: int | None = None, sync_batchnorm: str = "auto") -> TrainResult:
+              sync_batchnorm: str = "auto", **kwargs) -> TrainResult:
     """`loop.train` over `env.world_size` processes (see the module docstring); with one process it is
     the same computation as `loop.train`. sync_batchnorm: 'auto' (SyncBatchNorm on CUDA, cross-rank on
-    CPU), 'torch', 'cross_rank' or 'none' (per-rank statistics)."""
-    dataset = canonical_dataset(dataset)
-    out_dir = Path(out_dir)
-    if env.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    main_log = log if env.is_main else (lambda s: None)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if model.preset.heatmap_size != recipe.heatmap_size:
-        raise ValueError(f"recipe heatmap_size {recipe.heatmap_size} differs from the model's "
-                         f"{model.preset.heatmap_size}")
-    if model.interpreter.out_channels < n_aus(dataset):
-        raise ValueError(f"the model has {model.interpreter.out_channels} output channels, {dataset} needs {n_aus(dataset)}")
-    if recipe.batch_size < env.world_size:
-        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; it must be >= the {env.world_size} ranks")
-    signature = {"recipe": recipe.to_dict(), "dataset": dataset, "n_train": len(train_set),
-                 "preset": model.preset.to_dict(), **(run_params or {})}  # as loop.train: resumable across sizes
-    eval_sets = dict(eval_sets or {})
-    if selection_set is not None:
-        eval_sets = {"selection": selection_set, **eval_sets}
-
-    _set_seed(recipe.seed)
-    model.to(env.device)
-    if env.distributed and sync_batchnorm != "none":
-        kind = sync_batchnorm if sync_batchnorm != "auto" else ("torch" if env.device_type == "cuda" else "cross_rank")
-        convert_batchnorm(model, kind)
-    params = trainable_parameters(model, recipe.freeze_backbone)
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    state = {"epoch": 0, "iteration": 0, "history": [], "best_f1": -1.0, "best_epoch": -1, "loss_sum": 0.0,
-             "loss_count": 0}
-    if last_path.exists():
-        ckpt = checkpoints.read_checkpoint(last_path, "training checkpoint")
-        if isinstance(ckpt, dict) and ckpt.get("signature") == _jsonable(signature):
-            checkpoints.load_state_strict(model, ckpt["model"], last_path, "model")
-            optimizer.load_state_dict(ckpt["optimizer"])
-            state.update(ckpt["state"])
-            torch.set_rng_state(ckpt["rng"])
-            main_log(f"resuming from {last_path}: epoch {state['epoch'] + 1}, iteration {state['iteration']}")
-        else:
-            main_log(f"{last_path} belongs to other settings; starting afresh")
-    if env.rank > 0:  # own dropout masks per rank; rank 0 keeps the single-process stream
-        torch.manual_seed(recipe.seed * 1_000_003 + env.rank * 7919 + state["epoch"] * 101 + state["iteration"])
-    ddp_model = wrap_ddp(model, env)
-
-    iters_per_epoch = min(recipe.iterations, math.ceil(len(train_set) / recipe.batch_size))
-    done_iterations = 0
-
-    def save_last() -> None:
-        if env.is_main:
-            checkpoints.save_training_checkpoint(last_path, model, optimizer, epoch=state["epoch"], params=run_params,
-                                                 state=state, rng=torch.get_rng_state(), signature=_jsonable(signature))
-
-    while state["epoch"] < recipe.epochs:
-        epoch = state["epoch"]
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
-        order = _epoch_order(len(train_set), recipe.seed, epoch)
-        model.train()
-        if recipe.freeze_backbone:
-            model.encoder.eval()
-            model.generator.eval()
-        started = time.perf_counter()
-        steps = range(state["iteration"], iters_per_epoch)
-        for it in (progress(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}") if progress and env.is_main else steps):
-            idx = order[it * recipe.batch_size:(it + 1) * recipe.batch_size]
-            if not idx:
-                break
-            local, weight = shard_batch(idx, env.rank, env.world_size)
-            batch = _collate([train_set[i] for i in (local or idx[:1])])
-            with torch.autocast(device_type=env.device_type, dtype=torch.bfloat16, enabled=recipe.amp):
-                pred = ddp_model(batch["image"].to(env.device))
-            loss = heatmap_loss(pred, batch["heatmap"].to(env.device))
-            global_loss = (_all_sum(float(loss.detach()) * len(local), env) / len(idx) if env.distributed
-                           else float(loss.item()))
-            if not math.isfinite(global_loss):
-                raise TrainingDiverged(
-                    f"training diverged: loss is {global_loss} at epoch {epoch + 1}, iteration {it + 1}; "
-                    f"the last good state is kept in {last_path if last_path.exists() else '(none yet)'} — "
-                    f"lower train.lr or enable gradient clipping")
-            optimizer.zero_grad(set_to_none=True)
-            (loss * weight if weight != 1.0 else loss).backward()
-            if recipe.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
-            optimizer.step()
-            state["loss_sum"] += global_loss * len(idx)
-            state["loss_count"] += len(idx)
-            state["iteration"] = it + 1
-            done_iterations += 1
-            if state["iteration"] % recipe.checkpoint_every == 0 and state["iteration"] < iters_per_epoch:
-                save_last()
-            if stop_after_iterations is not None and done_iterations >= stop_after_iterations:
-                save_last()
-                barrier(env)
-                return TrainResult(state["best_epoch"], state["best_f1"], state["history"], None)
-
-        row = {"epoch": epoch + 1, "loss": state["loss_sum"] / max(state["loss_count"], 1),
-               "seconds": round(time.perf_counter() - started, 2)}
-        for name, eval_set in eval_sets.items():
-            preds = predict_sharded(model, eval_set, recipe.eval_batch_size, env, amp=recipe.amp)
-            f1 = dataset_f1(preds.labels, preds.predictions[:, : n_aus(dataset)], dataset)
-            row[f"{name}_f1"] = f1["avg"]
-        if row.get("selection_f1", -1.0) > state["best_f1"] or state["best_epoch"] < 0:
-            state["best_f1"], state["best_epoch"] = row.get("selection_f1", 0.0), epoch + 1
-            if env.is_main:
-                checkpoints.save_training_checkpoint(best_path, model, None, epoch=epoch + 1, params=run_params,
-                                                     selection_f1=state["best_f1"])
-        state["history"].append(row)
-        main_log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        state.update(epoch=epoch + 1, iteration=0, loss_sum=0.0, loss_count=0)
-        save_last()
-        if env.is_main:
-            write_history(out_dir, state["history"])
-
-    barrier(env)  # best.pt and history exist for every rank from here on
-    return TrainResult(state["best_epoch"], state["best_f1"], state["history"], best_path)
+    CPU), 'torch', 'cross_rank' or 'none' (per-rank statistics). Other arguments: those of `loop.train`."""
+    return train(model, train_set, recipe, out_dir, dataset, ranks=DDPRanks(env, sync_batchnorm), **kwargs)
 
 
 # ----------------------------------------------------------------------------

@@ -78,25 +78,63 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred[:, : target.shape[1]].float(), target)
 
 
+class OneProcess:
+    """Where the loop runs: one process on one device. `distributed.DDPRanks` is the same interface over
+    torchrun ranks, so there is one training loop for both."""
+
+    world_size = 1
+    is_main = True
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device  # where tensors go ('cpu', 'cuda', 'cuda:1')
+        self.device_type = device.split(":")[0]  # for autocast
+
+    def prepare(self, model: FGNet, state: dict, seed: int) -> torch.nn.Module:
+        """After resume, before the first step: the module the forward runs through."""
+        return model
+
+    def shard(self, idx: list[int]) -> tuple[list[int], float]:
+        """This process's share of a global batch and its loss weight."""
+        return idx, 1.0
+
+    def mean_loss(self, loss: torch.Tensor, n_local: int, n_global: int) -> float:
+        """The loss over the global batch (for logs and the divergence check)."""
+        return float(loss.item())
+
+    def predict(self, model: FGNet, eval_set, batch_size: int, amp: bool):
+        return predict_dataset(model, eval_set, batch_size, device=self.device, amp=amp)
+
+    def barrier(self) -> None:
+        pass
+
+
 def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dataset: str, *,
           selection_set=None, eval_sets: dict | None = None, device: str = "cpu",
           log: Callable[[str], None] = print, progress: Callable | None = None,
-          run_params: dict | None = None, stop_after_iterations: int | None = None) -> TrainResult:
+          run_params: dict | None = None, stop_after_iterations: int | None = None,
+          ranks: OneProcess | None = None) -> TrainResult:
     """Train `model` in place; writes last.pt, best.pt, history.csv and history.json under `out_dir`.
 
     selection_set picks the best epoch (the test fold for the faithful protocol, the held-out
     validation subjects for the clean one); eval_sets are scored every epoch for the curves.
     `stop_after_iterations` ends the call early (as an interruption would), for resume tests.
+    `ranks` shards the work over processes (`distributed.DDPRanks`); default: this process on `device`.
+    Only the main rank writes files and logs.
     """
+    ranks = ranks or OneProcess(device)
+    main_log = log if ranks.is_main else (lambda _: None)
     dataset = canonical_dataset(dataset)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if ranks.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if model.preset.heatmap_size != recipe.heatmap_size:
         raise ValueError(f"recipe heatmap_size {recipe.heatmap_size} differs from the model's "
                          f"{model.preset.heatmap_size}")
     if model.interpreter.out_channels < n_aus(dataset):
         raise ValueError(f"the model has {model.interpreter.out_channels} output channels, {dataset} needs {n_aus(dataset)}")
+    if recipe.batch_size < ranks.world_size:
+        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; it must be >= the {ranks.world_size} ranks")
     signature = {"recipe": recipe.to_dict(), "dataset": dataset, "n_train": len(train_set),
                  "preset": model.preset.to_dict(), **(run_params or {})}
     eval_sets = dict(eval_sets or {})
@@ -104,7 +142,7 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
         eval_sets = {"selection": selection_set, **eval_sets}
 
     _set_seed(recipe.seed)
-    model.to(device)
+    model.to(ranks.device)
     params = trainable_parameters(model, recipe.freeze_backbone)
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     state = {"epoch": 0, "iteration": 0, "history": [], "best_f1": -1.0, "best_epoch": -1, "loss_sum": 0.0,
@@ -116,16 +154,18 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
             optimizer.load_state_dict(ckpt["optimizer"])
             state.update(ckpt["state"])
             torch.set_rng_state(ckpt["rng"])
-            log(f"resuming from {last_path}: epoch {state['epoch'] + 1}, iteration {state['iteration']}")
+            main_log(f"resuming from {last_path}: epoch {state['epoch'] + 1}, iteration {state['iteration']}")
         else:
-            log(f"{last_path} belongs to other settings; starting afresh")
+            main_log(f"{last_path} belongs to other settings; starting afresh")
+    forward = ranks.prepare(model, state, recipe.seed)
 
     iters_per_epoch = min(recipe.iterations, math.ceil(len(train_set) / recipe.batch_size))
     done_iterations = 0
 
     def save_last() -> None:
-        checkpoints.save_training_checkpoint(last_path, model, optimizer, epoch=state["epoch"], params=run_params,
-                                             state=state, rng=torch.get_rng_state(), signature=_jsonable(signature))
+        if ranks.is_main:
+            checkpoints.save_training_checkpoint(last_path, model, optimizer, epoch=state["epoch"], params=run_params,
+                                                 state=state, rng=torch.get_rng_state(), signature=_jsonable(signature))
 
     while state["epoch"] < recipe.epochs:
         epoch = state["epoch"]
@@ -138,25 +178,28 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
             model.generator.eval()
         started = time.perf_counter()
         steps = range(state["iteration"], iters_per_epoch)
-        for it in (progress(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}") if progress else steps):
+        for it in (progress(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}") if progress and ranks.is_main
+                   else steps):
             idx = order[it * recipe.batch_size:(it + 1) * recipe.batch_size]
             if not idx:
                 break
-            batch = _collate([train_set[i] for i in idx])
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=recipe.amp):
-                pred = model(batch["image"].to(device))
-            loss = heatmap_loss(pred, batch["heatmap"].to(device))
-            if not torch.isfinite(loss):
+            local, weight = ranks.shard(idx)
+            batch = _collate([train_set[i] for i in (local or idx[:1])])  # an empty share still runs (weight 0)
+            with torch.autocast(device_type=ranks.device_type, dtype=torch.bfloat16, enabled=recipe.amp):
+                pred = forward(batch["image"].to(ranks.device))
+            loss = heatmap_loss(pred, batch["heatmap"].to(ranks.device))
+            batch_loss = ranks.mean_loss(loss, len(local), len(idx))
+            if not math.isfinite(batch_loss):
                 raise TrainingDiverged(
-                    f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
+                    f"training diverged: loss is {batch_loss} at epoch {epoch + 1}, iteration {it + 1}; "
                     f"the last good state is kept in {last_path if last_path.exists() else '(none yet)'} — "
                     f"lower train.lr or enable gradient clipping")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight if weight != 1.0 else loss).backward()
             if recipe.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
             optimizer.step()
-            state["loss_sum"] += float(loss.item()) * len(idx)
+            state["loss_sum"] += batch_loss * len(idx)
             state["loss_count"] += len(idx)
             state["iteration"] = it + 1
             done_iterations += 1
@@ -164,24 +207,28 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
                 save_last()
             if stop_after_iterations is not None and done_iterations >= stop_after_iterations:
                 save_last()
+                ranks.barrier()
                 return TrainResult(state["best_epoch"], state["best_f1"], state["history"], None)
 
         row = {"epoch": epoch + 1, "loss": state["loss_sum"] / max(state["loss_count"], 1),
                "seconds": round(time.perf_counter() - started, 2)}
         for name, eval_set in eval_sets.items():
-            preds = predict_dataset(model, eval_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
+            preds = ranks.predict(model, eval_set, recipe.eval_batch_size, recipe.amp)
             f1 = dataset_f1(preds.labels, preds.predictions[:, : n_aus(dataset)], dataset)
             row[f"{name}_f1"] = f1["avg"]
         if row.get("selection_f1", -1.0) > state["best_f1"] or state["best_epoch"] < 0:
             state["best_f1"], state["best_epoch"] = row.get("selection_f1", 0.0), epoch + 1
-            checkpoints.save_training_checkpoint(best_path, model, None, epoch=epoch + 1, params=run_params,
-                                                 selection_f1=state["best_f1"])
+            if ranks.is_main:
+                checkpoints.save_training_checkpoint(best_path, model, None, epoch=epoch + 1, params=run_params,
+                                                     selection_f1=state["best_f1"])
         state["history"].append(row)
-        log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        main_log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         state.update(epoch=epoch + 1, iteration=0, loss_sum=0.0, loss_count=0)
         save_last()
-        write_history(out_dir, state["history"])
+        if ranks.is_main:
+            write_history(out_dir, state["history"])
 
+    ranks.barrier()  # best.pt and the history exist for every rank from here on
     return TrainResult(state["best_epoch"], state["best_f1"], state["history"], best_path)
 
 
@@ -204,5 +251,5 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-__all__ = ["train", "TrainResult", "TrainingDiverged", "heatmap_loss", "trainable_parameters", "write_history",
+__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "trainable_parameters", "write_history",
            "DATASET_AUS"]
