@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -219,12 +220,21 @@ def test_autocast_around_the_fast_model_changes_nothing():
     assert torch.equal(plain, wrapped)
 
 
+def test_compile_wraps_the_body_without_context_managers():
+    """`compile=True` compiles exactly the function the one-graph test traces; the autocast context stays
+    outside it (a graph break there made every call recompile)."""
+    net = make_fast(_seeded_net(), precision="bf16", compile=True)
+    assert net.__dict__["_fast_compiled"]._torchdynamo_orig_callable == net._fast_body
+    src = inspect.getsource(type(net)._fast_body)
+    assert "with " not in src.split('"""')[-1] and "autocast" not in src.split('"""')[-1]
+
+
 @pytest.mark.slow
 def test_fast_forward_and_backward_trace_as_one_graph():
     """torch.compile sees no graph break (aot_eager: tracing only, no code generation on CPU)."""
     torch._dynamo.reset()
     net = make_fast(_seeded_net(), precision="bf16")
-    compiled = torch.compile(net._fast_forward, backend="aot_eager", fullgraph=True, dynamic=False)
+    compiled = torch.compile(net._fast_body, backend="aot_eager", fullgraph=True, dynamic=False)
     x = _images(2)
     net.eval()
     with torch.no_grad():

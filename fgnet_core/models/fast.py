@@ -538,10 +538,16 @@ class FastFGNet(FGNet):
 
     def _fast_forward(self, images: torch.Tensor) -> torch.Tensor:
         with _no_autocast(images):  # dtypes are explicit here
-            ctx = self._ctx()
-            feats = _synthesis_features(ctx, self.generator, self._fast_latents(ctx, images), self.feature_layers)
-            heat = _interpreter(ctx, self.interpreter, feats)
-            return heat.float().contiguous()
+            return self._fast_body(images)
+
+    def _fast_body(self, images: torch.Tensor) -> torch.Tensor:
+        """What `compile=True` compiles: no context managers or device queries here. A graph break inside
+        the compiled function (torch 2.11 cannot trace `is_autocast_available`) made Dynamo recompile the
+        resumed frame on every call (its guard held the per-call autocast object): ~8 s per call."""
+        ctx = self._ctx()
+        feats = _synthesis_features(ctx, self.generator, self._fast_latents(ctx, images), self.feature_layers)
+        heat = _interpreter(ctx, self.interpreter, feats)
+        return heat.float().contiguous()
 
     def latents(self, images: torch.Tensor) -> torch.Tensor:
         with _no_autocast(images):
@@ -554,7 +560,10 @@ class FastFGNet(FGNet):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         compiled = self.__dict__.get("_fast_compiled")
-        return compiled(images) if compiled is not None else self._fast_forward(images)
+        if compiled is None:
+            return self._fast_forward(images)
+        with _no_autocast(images):  # outside the compiled region
+            return compiled(images)
 
     def clear_fast_cache(self) -> None:
         self._fast_cache.clear()
@@ -598,7 +607,7 @@ def make_fast(net: FGNet, precision: str = "bf16", compile: bool = False, channe
         for m in net.modules():
             if isinstance(m, nn.Conv2d):
                 m.weight.data = _strict_channels_last(m.weight.data)
-    net.__dict__["_fast_compiled"] = (torch.compile(net._fast_forward, mode=settings.compile_mode, dynamic=False)
+    net.__dict__["_fast_compiled"] = (torch.compile(net._fast_body, mode=settings.compile_mode, dynamic=False)
                                       if settings.compile else None)
     return net
 
