@@ -353,8 +353,10 @@ evaluation run end to end. Written by `fgnet demo-corpus` (seed {seed}); regener
 - `ground_truth/{{BP4D,DISFA}}/`: the renderer's true 68 landmarks, head pose and drawn AU strengths per frame.
 
 Subjects carry real IDs from the official 3-fold split ({n_bp4d} BP4D, {n_disfa} DISFA), so fold files apply.
-AU labels of the FG-Net AUs follow the real per-dataset prevalence and co-occurrence; each AU is drawn as a
-local change of shape and shading at its heatmap anchors. BP4D columns outside FG-Net's 12 hold only 0 and 9;
+AU labels of the FG-Net AUs follow the real per-dataset prevalence and co-occurrence, except that every DISFA
+subject shows every AU at least once (so the rare AU1, AU2 and AU9 are more frequent than in DISFA); each AU is
+drawn, larger than life so that a 64 px copy still shows it, as a local change of shape and shading at its
+heatmap anchors. BP4D columns outside FG-Net's 12 hold only 0 and 9;
 DISFA AU5 and AU20 are label-only (nominal rates); some unlabelled expressions are drawn too (BP4D: lips part
 and jaw drop; DISFA: lid tightener, upper lip raiser). Faces are procedural: numbers measured here say that the
 pipeline works, not how FG-Net performs on real data.
