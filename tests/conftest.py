@@ -29,6 +29,18 @@ def manifests(reference_dir) -> dict:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A seeded, untrained `tiny` FG-Net saved as one of our training checkpoints (for BP4D)."""
+    from fgnet_core.checkpoints import save_training_checkpoint
+    from fgnet_core.models.fgnet import FGNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_training_checkpoint(path, FGNet("tiny"), epoch=0, params={"dataset": "BP4D"})
+    return path
+
+
 def seeded_state(shapes: dict[str, list], seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict of the given {key: [shape, dtype]} filled with seeded values.
 

@@ -15,7 +15,6 @@ pytest.importorskip("dlib")
 pytest.importorskip("ipywidgets")
 skdata = pytest.importorskip("skimage.data")
 
-from fgnet_core.checkpoints import save_training_checkpoint  # noqa: E402
 from fgnet_core.data.align import FaceAligner  # noqa: E402
 from fgnet_core.data.align_batch import save_aligned  # noqa: E402
 from fgnet_core.data.au_tables import au_columns  # noqa: E402
@@ -24,7 +23,6 @@ from fgnet_core.explore import (  # noqa: E402
     FeatureExplorer, HeatmapExplorer, channel_stats, explore_model, explore_samples, feature_pyramid,
     level_ablation, pca_rgb,
 )
-from fgnet_core.models.fgnet import FGNet  # noqa: E402
 from fgnet_core.paths import REPO_ROOT  # noqa: E402
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -44,14 +42,6 @@ def corpus(tmp_path_factory) -> Path:
     table.insert(0, "image_path", [f"BP4D/aligned_images/{rel}.jpg" for rel in rels])
     write_label_csv(table, label_csv_path(root, "BP4D", 0, "test"), "BP4D")
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_training_checkpoint(path, FGNet("tiny"), epoch=0, params={"dataset": "BP4D"})
-    return path
 
 
 def test_model_fallback_is_seeded_and_says_so(tmp_path, capsys):

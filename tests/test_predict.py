@@ -18,7 +18,7 @@ pytest.importorskip("dlib")
 skdata = pytest.importorskip("skimage.data")
 from PIL import Image  # noqa: E402
 
-from fgnet_core.checkpoints import save_fgnet_model, save_training_checkpoint  # noqa: E402
+from fgnet_core.checkpoints import save_fgnet_model  # noqa: E402
 from fgnet_core.cli import main  # noqa: E402
 from fgnet_core.models.fgnet import FGNet  # noqa: E402
 from fgnet_core.predict import ModelNotFoundError, ModelSpecError, predict, resolve_model, result_columns  # noqa: E402
@@ -27,14 +27,6 @@ BP4D_AUS = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10", "AU12", "AU14", "AU1
 VIDEO_FPS = 10.0
 BLANK_FRAMES = (2, 5)
 N_FRAMES = 7
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_training_checkpoint(path, FGNet("tiny"), epoch=0, params={"dataset": "BP4D"})
-    return path
 
 
 def _write_video(path: Path, face: np.ndarray) -> None:
