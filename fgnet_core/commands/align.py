@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--padding", default="reflect", choices=["reflect", "edge", "constant", "none"],
                         help="fill where the crop leaves the image (default: reflect + blur + fade, as FFHQ)")
     parser.add_argument("--predictor", metavar="PATH", help="dlib 68-point model (default: the bundled one)")
+    parser.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2],
+                        help="dlib detector upsampling (default 1, as the authors; 0 is ~2x faster for faces > 80 px)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--out {out}: cannot create ({exc.strerror or exc})")
     try:
         run_alignment(jobs, out, workers=args.workers, predictor_path=args.predictor,
-                      transform_size=args.transform_size, padding=args.padding, progress=not args.no_progress)
+                      transform_size=args.transform_size, padding=args.padding, upsample=args.upsample,
+                      progress=not args.no_progress)
     except FileNotFoundError as exc:  # the landmark model
         return _error(str(exc))
     except KeyboardInterrupt:

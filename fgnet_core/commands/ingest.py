@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--predictor", metavar="PATH", help="dlib 68-point model (default: bundled one)")
     parser.add_argument("--transform-size", type=int, metavar="N",
                         help="alignment crop size before resizing (default: the alignment module's)")
+    parser.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2],
+                        help="dlib detector upsampling (default 1, as the authors; 0 is ~2x faster for faces > 80 px)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ingest(args.raw_dir, args.out, workers=args.workers, seed=args.seed, subjects=subjects,
                predictor_path=args.predictor, transform_size=args.transform_size,
-               progress=not args.no_progress, verbose=True)
+               upsample=args.upsample, progress=not args.no_progress, verbose=True)
     except (FileNotFoundError, ValueError) as exc:
         print(f"fgnet ingest: error: {exc}", file=sys.stderr)
         return 1

@@ -154,7 +154,7 @@ _ALIGNER = None
 _OUT_DIR: Path | None = None
 
 
-def _init_worker(out_dir: str, predictor_path, transform_size, padding, in_pool: bool) -> None:
+def _init_worker(out_dir: str, predictor_path, transform_size, padding, upsample: int, in_pool: bool) -> None:
     """Build the dlib models once per process."""
     global _ALIGNER, _OUT_DIR
     if in_pool:
@@ -162,7 +162,8 @@ def _init_worker(out_dir: str, predictor_path, transform_size, padding, in_pool:
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     from fgnet_core.data.align import FaceAligner
 
-    _ALIGNER = FaceAligner(predictor_path=predictor_path, transform_size=transform_size, padding=padding)
+    _ALIGNER = FaceAligner(predictor_path=predictor_path, transform_size=transform_size, padding=padding,
+                           upsample=upsample)
     _OUT_DIR = Path(out_dir)
 
 
@@ -302,14 +303,19 @@ def _terminate(executor: ProcessPoolExecutor) -> None:
 
 
 def run_alignment(jobs: list[AlignJob], out_dir: Path, *, workers: int = 2, predictor_path=None,
-                  transform_size=None, padding="reflect", progress=True) -> AlignSummary:
-    """Align every job not yet complete under out_dir; failures go to out_dir/failures.csv, never raise."""
+                  transform_size=None, padding="reflect", upsample: int = 1, progress=True) -> AlignSummary:
+    """Align every job not yet complete under out_dir; failures go to out_dir/failures.csv, never raise.
+
+    `upsample` is dlib's detector upsampling (1 as the authors; 0 is ~2x faster and finds faces above ~80 px).
+    """
     from tqdm.auto import tqdm
 
     from fgnet_core.data.align import PADDING_MODES
 
     if padding not in PADDING_MODES:
         raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
+    if upsample not in (0, 1, 2):
+        raise ValueError(f"upsample must be 0, 1 or 2, got {upsample!r}")
     if predictor_path is None:
         from fgnet_core.paths import dlib_landmark_model
 
@@ -356,7 +362,7 @@ def run_alignment(jobs: list[AlignJob], out_dir: Path, *, workers: int = 2, pred
             _write_failures(failures_path, failures)
             last_write = time.monotonic()
 
-    init_args = (str(out_dir), str(predictor_path), transform_size, padding)
+    init_args = (str(out_dir), str(predictor_path), transform_size, padding, int(upsample))
     sigterm = _raise_on_sigterm()
     try:
         if workers <= 1 or len(tasks) <= 1:

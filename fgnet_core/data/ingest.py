@@ -96,34 +96,37 @@ class IngestReport:
         return data
 
 
-Aligner = Callable[..., object]  # run_alignment(jobs, out_dir, *, workers, predictor_path, transform_size, progress)
+Aligner = Callable[..., object]  # run_alignment(jobs, out_dir, *, workers, predictor_path, progress, **align_options)
 
 
 def ingest_bp4d(raw_dir, out_dir, *, workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
-                transform_size: int | None = None, progress: bool = True, verbose: bool = True,
-                aligner: Aligner | None = None) -> IngestReport:
+                transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
+                progress: bool = True, verbose: bool = True, aligner: Aligner | None = None) -> IngestReport:
     """Raw BP4D tree -> OUT/BP4D (see the module docstring)."""
     frames, counts = scan_bp4d(raw_dir, subjects)
     return ingest_frames("BP4D", frames, counts, out_dir, raw_dir=raw_dir, workers=workers, seed=seed,
                          subjects=subjects, predictor_path=predictor_path, transform_size=transform_size,
-                         progress=progress, verbose=verbose, aligner=aligner)
+                         padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner)
 
 
 def ingest_disfa(raw_dir, out_dir, *, workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
-                 transform_size: int | None = None, progress: bool = True, verbose: bool = True,
-                 aligner: Aligner | None = None) -> IngestReport:
+                 transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
+                 progress: bool = True, verbose: bool = True, aligner: Aligner | None = None) -> IngestReport:
     """Raw DISFA tree -> OUT/DISFA (see the module docstring)."""
     frames, counts = scan_disfa(raw_dir, subjects)
     return ingest_frames("DISFA", frames, counts, out_dir, raw_dir=raw_dir, workers=workers, seed=seed,
                          subjects=subjects, predictor_path=predictor_path, transform_size=transform_size,
-                         progress=progress, verbose=verbose, aligner=aligner)
+                         padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner)
 
 
 def ingest_frames(dataset: str, frames: pd.DataFrame, counts: dict[str, int], out_dir, *, raw_dir=None,
                   workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
-                  transform_size: int | None = None, progress: bool = True, verbose: bool = True,
-                  aligner: Aligner | None = None) -> IngestReport:
-    """Align the labelled frames a raw reader found and write the label files (shared by both corpora)."""
+                  transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
+                  progress: bool = True, verbose: bool = True, aligner: Aligner | None = None) -> IngestReport:
+    """Align the labelled frames a raw reader found and write the label files (shared by both corpora).
+
+    transform_size / padding / upsample go to the aligner when given (None: its defaults, the authors' recipe).
+    """
     dataset = canonical_dataset(dataset)
     out_root = Path(out_dir)
     dataset_dir = out_root / dataset
@@ -147,8 +150,9 @@ def ingest_frames(dataset: str, frames: pd.DataFrame, counts: dict[str, int], ou
     jobs = [job_type(source=s, rel=r, frame=None if pd.isna(f) else int(f))
             for s, r, f in zip(frames["source"], frames["rel"], frames["frame"])]
     options = {"workers": workers, "predictor_path": predictor_path, "progress": progress}
-    if transform_size is not None:
-        options["transform_size"] = transform_size
+    for key, value in (("transform_size", transform_size), ("padding", padding), ("upsample", upsample)):
+        if value is not None:
+            options[key] = value
     summary = aligner(jobs, dataset_dir, **options)
     report.align_processed = int(getattr(summary, "processed", 0))
     report.align_skipped = int(getattr(summary, "skipped", 0))

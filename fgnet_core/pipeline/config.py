@@ -40,6 +40,9 @@ def load_params(path: str | Path | None = None) -> dict:
         raise ParamsError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; known: {', '.join(sorted(TOP_LEVEL))}")
     if params.get("corpus") not in params.get("paths", {}).get("raw", {}):
         raise ParamsError(f"{path}: corpus {params.get('corpus')!r} has no entry in paths.raw")
+    upsample = params.get("prepare", {}).get("detect_upsample", {}).get(params.get("corpus"))
+    if upsample not in (0, 1, 2):
+        raise ParamsError(f"{path}: prepare.detect_upsample.{params.get('corpus')} must be 0, 1 or 2, got {upsample!r}")
     if params.get("preset") not in PRESETS:
         raise ParamsError(f"{path}: preset {params.get('preset')!r} is not one of {', '.join(PRESETS)}")
     for proto in params.get("protocols", []):

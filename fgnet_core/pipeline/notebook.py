@@ -1,6 +1,7 @@
 """What every pipeline notebook does first: resolve parameters, set threads, show progress in logs."""
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -8,14 +9,53 @@ import torch
 from tqdm import tqdm
 
 from fgnet_core.paths import REPO_ROOT
-from fgnet_core.pipeline.config import Layout, ParamsError, load_params
+from fgnet_core.pipeline.config import Layout, ParamsError, check_notebook_parameters, load_params
+
+INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects after the `parameters` cell
+
+
+def _assigned_names(source: str) -> dict[str, None]:
+    """Names a cell assigns at top level, in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    names: dict[str, None] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                names[target.id] = None
+    return names
+
+
+def check_injected_parameters(history: list[str] | None = None) -> None:
+    """Fail on a papermill parameter the notebook does not declare (papermill itself only warns).
+
+    `history` is the kernel's executed cell sources (IPython's `In`); the last cell papermill injected is
+    compared with the cell run just before it, the notebook's own `parameters` cell. Outside papermill
+    there is no injected cell and nothing to check.
+    """
+    if history is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        history = list(shell.user_ns.get("In", [])) if shell is not None else []
+    for k in range(len(history) - 1, 0, -1):
+        if history[k].lstrip().startswith(INJECTED_HEADER):
+            check_notebook_parameters(_assigned_names(history[k]), _assigned_names(history[k - 1]))
+            return
 
 
 def stage_setup(params_file: str = "params.yaml", **overrides) -> tuple[dict, Layout]:
     """params.yaml with the notebook's own parameters laid over it (corpus, preset, seed, ...).
 
-    Overrides must name existing top-level keys: papermill only warns about unknown names.
+    Overrides must name existing top-level keys, and papermill may inject only the notebook's own
+    parameters: papermill itself only warns about unknown names.
     """
+    check_injected_parameters()
     root = REPO_ROOT
     params = load_params(root / params_file)
     for key, value in overrides.items():

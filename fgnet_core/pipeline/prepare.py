@@ -18,7 +18,8 @@ def prepare_dataset(params: dict, lay: Layout, dataset: str, progress: bool = Tr
                                 "see README: 'Using the real corpora'")
     prep = params["prepare"]
     report = INGEST[dataset](raw, lay.aligned_dir, workers=int(prep["workers"]), seed=int(params["seed"]),
-                             transform_size=prep["transform_size"], progress=progress)
+                             transform_size=prep["transform_size"], padding=prep["padding"],
+                             upsample=int(prep["detect_upsample"][params["corpus"]]), progress=progress)
     counts = {**report.scan, "aligned": report.aligned, "align_failed": report.align_failed}
     write_json(lay.metrics_dir / f"prepare_{dataset}.json", counts)
     return report
