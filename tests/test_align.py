@@ -259,6 +259,17 @@ def test_padding_modes(astronaut_face):
         FaceAligner(padding="mirror")
 
 
+def test_detection_without_upsampling_finds_large_faces(astronaut_face):
+    """prepare.detect_upsample 0 (the demo's setting): same face, landmarks within a pixel or two."""
+    authors = detect_landmarks(astronaut_face, upsample=1)
+    fast = detect_landmarks(astronaut_face, upsample=0)
+    assert fast is not None and np.abs(fast - authors).mean() < 2.0
+    aligned = FaceAligner(upsample=0).align(astronaut_face)
+    assert aligned.image.shape == (256, 256, 3)
+    with pytest.raises(ValueError, match="upsample must be 0, 1 or 2"):
+        run_alignment([], Path("unused"), upsample=3)
+
+
 # ----------------------------------------------------------------------------------------------
 # Batch runner
 

@@ -29,8 +29,10 @@ class FakeAligner:
         self.jobs = []
         self.frame_means: dict[str, float] = {}
 
-    def __call__(self, jobs, out_dir, *, workers=2, predictor_path=None, transform_size=1024, progress=True):
+    def __call__(self, jobs, out_dir, *, workers=2, predictor_path=None, transform_size=1024, padding="reflect",
+                 upsample=1, progress=True):
         self.jobs = list(jobs)
+        self.options = {"transform_size": transform_size, "padding": padding, "upsample": upsample}
         processed = skipped = failed = 0
         ok = set()
         for job in jobs:
@@ -297,9 +299,10 @@ def test_command_line(bp4d_raw, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(align_batch, "run_alignment", fake.run_alignment)
     out = tmp_path / "cli_out"
     code = cli.main(["ingest", "BP4D", str(bp4d_raw), "--out", str(out), "--subjects", "f001", "f003",
-                     "--seed", "1", "--no-progress"])
+                     "--seed", "1", "--no-progress", "--upsample", "0"])
     assert code == 0
     assert all(isinstance(j, _Job) for j in fake.run_alignment.jobs)
+    assert fake.run_alignment.options["upsample"] == 0
     assert len(read_label_csv(label_csv_path(out, "BP4D", 0, "test"), "BP4D")) == 7
     assert "BP4D ingestion" in capsys.readouterr().out
     assert cli.main(["ingest", "disfa", str(tmp_path / "missing"), "--out", str(out)]) == 1
