@@ -151,6 +151,14 @@ def test_within_domain_table_means_and_paper_layout(tmp_path):
         assert sum(line.startswith("| predict every AU present") for line in md) == 1
 
 
+def test_subset_runs_have_their_own_metrics_files(tmp_path):
+    from fgnet_core.pipeline.runs import run_metrics_path
+
+    lay = Layout(tmp_path, load_params())
+    assert run_metrics_path(lay, "bp4d", 1, "faithful") == lay.metrics_dir / "runs" / "BP4D_1_faithful.json"
+    assert run_metrics_path(lay, "DISFA", 0, "clean", 150) == lay.metrics_dir / "efficiency" / "DISFA_0_clean_n150.json"
+
+
 def test_within_domain_names_the_missing_metrics_file(tmp_path):
     from fgnet_core.pipeline.evaluate import within_domain
 
@@ -172,6 +180,7 @@ def test_mini_pipeline_from_raw_corpus_to_report(tmp_path):
     quiet = lambda *_: None  # noqa: E731
     with torch.backends.mkldnn.flags(enabled=False):  # oneDNN would JIT kernels for each of the many tiny batch shapes
         _run_every_stage(params, lay, quiet)
+        check_entry_point_places_runs_like_the_pipeline(params, lay, quiet)
     check_report(lay)
 
 
@@ -191,6 +200,25 @@ def _run_every_stage(params: dict, lay: Layout, quiet) -> None:
     save_table(*within_domain(params, lay), "within_domain", lay)
     save_table(*cross_domain(params, lay, log=quiet), "cross_domain", lay)
     write_report(params, lay)
+
+
+def check_entry_point_places_runs_like_the_pipeline(params: dict, lay: Layout, quiet) -> None:
+    """The torchrun entry point finds a finished subset run where the pipeline left it and writes the same metrics file."""
+    from fgnet_core.pipeline.runs import run_metrics_path
+    from fgnet_core.training.distributed import DistEnv, ddp_train_run
+
+    eff = params["efficiency"]
+    size = eff["sizes"]["demo"][0]
+    path = run_metrics_path(lay, "DISFA", eff["fold"], eff["protocol"], size)
+    assert path.parent.name == "efficiency" and path.exists()
+    written = json.loads(path.read_text())
+    path.unlink()
+    out = ddp_train_run(params, "DISFA", eff["fold"], eff["protocol"], DistEnv(), size=size, log=quiet, lay=lay)
+    assert out.run_dir == lay.efficiency_dir("DISFA") / out.name  # resumed the finished run: no retraining
+    again = json.loads(path.read_text())
+    assert again.pop("world_size") == 1
+    assert again == written
+    assert not any(lay.runs_dir.glob("*_n*"))
 
 
 def check_report(lay: Layout) -> None:

@@ -11,7 +11,8 @@ from fgnet_core.data.au_tables import CROSS_DOMAIN_AUS, DATASET_AUS, canonical_d
 from fgnet_core.evaluation.metrics import cross_domain_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
 from fgnet_core.pipeline.config import Layout, recipe_for
-from fgnet_core.pipeline.runs import flat_f1, labelled_set, publish_run, train_run, write_json
+from fgnet_core.pipeline.runs import (flat_f1, labelled_set, publish_run, run_metrics_path, train_run,
+                                      write_json)
 
 
 def read_json(path: Path) -> dict:
@@ -92,7 +93,7 @@ def data_efficiency(params: dict, lay: Layout, dataset: str, device: str = "cpu"
     for size in sizes:
         out = train_run(params, lay, dataset, eff["fold"], eff["protocol"], size=size, log=log, progress=progress,
                         device=device)
-        publish_run(out, lay, lay.metrics_dir / "efficiency" / f"{out.name}.json")
+        publish_run(out, lay, run_metrics_path(lay, dataset, eff["fold"], eff["protocol"], size))
         rows.append({"dataset": canonical_dataset(dataset), "requested": size, "train_frames": out.metrics["train_frames"],
                      "f1_avg": out.metrics["f1_avg"]})
     table = pd.DataFrame(rows)

@@ -70,9 +70,30 @@ def write_json(path: Path, obj: dict) -> Path:
     return path
 
 
-def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, *, size: int | None = None,
-              log=print, progress=None, device: str = "cpu") -> RunOutput:
-    """Train one model and score its selected epoch on the fold's test subjects."""
+@dataclass
+class RunPlan:
+    """What one run trains on, selects its epoch on and is scored on, and where it writes."""
+    name: str
+    run_dir: Path
+    metrics_path: Path
+    train_set: AUDataset
+    selection_set: AUDataset
+    select_split: str
+    test_set: AUDataset
+    eval_sets: dict
+    run_params: dict
+
+
+def run_metrics_path(lay: Layout, dataset: str, fold: int, protocol: str, size: int | None = None) -> Path:
+    """reports/metrics/runs/<run>.json, or reports/metrics/efficiency/<run>_n<size>.json for subset runs."""
+    if not size:
+        return lay.run_metrics(dataset, fold, protocol)
+    return lay.metrics_dir / "efficiency" / f"{lay.run_name(dataset, fold, protocol)}_n{size}.json"
+
+
+def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, size: int | None = None) -> RunPlan:
+    """The one place that turns (dataset, fold, protocol, subset size) into data sets and output paths,
+    shared by the single-process run below and the torchrun entry point (`training.distributed`)."""
     dataset = canonical_dataset(dataset)
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -80,6 +101,7 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
     train_split, select_split = SPLITS_OF[protocol]
     name = lay.run_name(dataset, fold, protocol) + (f"_n{size}" if size else "")
     run_dir = (lay.efficiency_dir(dataset) if size else lay.runs_dir) / name
+    metrics_path = run_metrics_path(lay, dataset, fold, protocol, size)
     table = None
     if size:
         full = read_label_csv(label_csv_path(lay.aligned_dir, dataset, fold, train_split), dataset)
@@ -88,15 +110,26 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
     selection = labelled_set(lay, params, dataset, fold, select_split, False)
     test_set = selection if select_split == "test" else labelled_set(lay, params, dataset, fold, "test", False)
     eval_sets = {} if select_split == "test" else {"test": test_set}
-    log(f"{name}: {len(train_set)} training frames, selecting on {select_split} ({len(selection)} frames), "
-        f"preset {params['preset']}, {recipe.epochs} epochs x <= {recipe.iterations} iterations")
+    return RunPlan(name, run_dir, metrics_path, train_set, selection, select_split, test_set, eval_sets,
+                   {"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
+
+
+def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, *, size: int | None = None,
+              log=print, progress=None, device: str = "cpu") -> RunOutput:
+    """Train one model and score its selected epoch on the fold's test subjects."""
+    plan = plan_run(params, lay, dataset, fold, protocol, size)
+    recipe = recipe_for(params)
+    log(f"{plan.name}: {len(plan.train_set)} training frames, selecting on {plan.select_split} "
+        f"({len(plan.selection_set)} frames), preset {params['preset']}, {recipe.epochs} epochs x "
+        f"<= {recipe.iterations} iterations")
     model = build_model(params, lay)
-    result = train(model, train_set, recipe, run_dir, dataset, selection_set=selection, eval_sets=eval_sets,
-                   device=device, log=log, progress=progress,
-                   run_params={"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
+    result = train(model, plan.train_set, recipe, plan.run_dir, plan.run_params["dataset"],
+                   selection_set=plan.selection_set, eval_sets=plan.eval_sets, device=device, log=log,
+                   progress=progress, run_params=plan.run_params)
     best, _ = checkpoints.load_training_checkpoint(result.best_path)
-    preds = predict_dataset(best.to(device), test_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
-    return score_run(name, run_dir, preds, dataset, fold, protocol, result, len(train_set))
+    preds = predict_dataset(best.to(device), plan.test_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
+    return score_run(plan.name, plan.run_dir, preds, plan.run_params["dataset"], fold, protocol, result,
+                     len(plan.train_set))
 
 
 def score_run(name: str, run_dir: Path, preds, dataset: str, fold: int, protocol: str, result,
@@ -118,7 +151,7 @@ def score_run(name: str, run_dir: Path, preds, dataset: str, fold: int, protocol
 
 
 def publish_run(out: RunOutput, lay: Layout, metrics_path: Path | None = None) -> Path:
-    """Write the run's metrics JSON and copy its curves where DVC reads them."""
+    """Write the run's metrics JSON (default: reports/metrics/runs/) and copy its curves where DVC reads them."""
     metrics_path = metrics_path or lay.metrics_dir / "runs" / f"{out.name}.json"
     write_json(metrics_path, out.metrics)
     history = out.run_dir / "history.csv"

@@ -34,7 +34,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from fgnet_core import checkpoints
-from fgnet_core.data.au_tables import canonical_dataset
 from fgnet_core.evaluation.predict_set import SetPredictions, predict_dataset
 from fgnet_core.models.fgnet import FGNet
 from fgnet_core.training.loop import OneProcess, TrainResult, train
@@ -281,47 +280,34 @@ def train_ddp(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path,
 
 
 def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: DistEnv, *, size: int | None = None,
-                  fast: dict | None = None, log=print):
-    """`pipeline.runs.train_run` with the training sharded over ranks; rank 0 scores the test set and
-    returns the RunOutput (other ranks return None)."""
-    from fgnet_core.data.folds import sample_training_rows
-    from fgnet_core.data.labels import label_csv_path, read_label_csv
+                  fast: dict | None = None, log=print, lay=None):
+    """`pipeline.runs.train_run` with the training sharded over ranks; rank 0 scores the test set, writes the
+    metrics where the pipeline would and returns the RunOutput (other ranks return None).
+    lay: the pipeline Layout (default: this repository's)."""
     from fgnet_core.models.fast import make_fast_from_params
     from fgnet_core.pipeline import runs
-    from fgnet_core.pipeline.config import PROTOCOLS, layout, recipe_for
+    from fgnet_core.pipeline.config import layout, recipe_for
 
-    lay = layout(params)
-    dataset = canonical_dataset(dataset)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    lay = lay or layout(params)
     recipe = recipe_for(params)
-    train_split, select_split = runs.SPLITS_OF[protocol]
-    name = lay.run_name(dataset, fold, protocol) + (f"_n{size}" if size else "")
-    run_dir = lay.runs_dir / name
-    table = None
-    if size:
-        full = read_label_csv(label_csv_path(lay.aligned_dir, dataset, fold, train_split), dataset)
-        table = sample_training_rows(full, min(size, len(full)), seed=recipe.seed)
-    train_set = runs.labelled_set(lay, params, dataset, fold, train_split, True, table)
-    selection = runs.labelled_set(lay, params, dataset, fold, select_split, False)
-    test_set = selection if select_split == "test" else runs.labelled_set(lay, params, dataset, fold, "test", False)
-    eval_sets = {} if select_split == "test" else {"test": test_set}
+    plan = runs.plan_run(params, lay, dataset, fold, protocol, size)
     if env.is_main:
-        log(f"{name}: {len(train_set)} training frames on {env.world_size} ranks (global batch {recipe.batch_size}), "
-            f"selecting on {select_split} ({len(selection)} frames), preset {params['preset']}")
+        log(f"{plan.name}: {len(plan.train_set)} training frames on {env.world_size} ranks (global batch "
+            f"{recipe.batch_size}), selecting on {plan.select_split} ({len(plan.selection_set)} frames), "
+            f"preset {params['preset']}")
     model = runs.build_model(params, lay)
     if fast is not None:
         model = make_fast_from_params(model, fast)
-    result = train_ddp(model, train_set, recipe, run_dir, dataset, env=env, selection_set=selection,
-                       eval_sets=eval_sets, log=log,
-                       run_params={"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
+    result = train_ddp(model, plan.train_set, recipe, plan.run_dir, plan.run_params["dataset"], env=env,
+                       selection_set=plan.selection_set, eval_sets=plan.eval_sets, log=log,
+                       run_params=plan.run_params)
     best, _ = checkpoints.load_training_checkpoint(result.best_path)
-    preds = predict_sharded(best.to(env.device), test_set, recipe.eval_batch_size, env, amp=recipe.amp)
+    preds = predict_sharded(best.to(env.device), plan.test_set, recipe.eval_batch_size, env, amp=recipe.amp)
     if not env.is_main:
         return None
-    out = runs.score_run(name, run_dir, preds, dataset, fold, protocol, result, len(train_set),
-                         world_size=env.world_size)
-    runs.publish_run(out, lay)
+    out = runs.score_run(plan.name, plan.run_dir, preds, plan.run_params["dataset"], fold, protocol, result,
+                         len(plan.train_set), world_size=env.world_size)
+    runs.publish_run(out, lay, plan.metrics_path)
     return out
 
 
