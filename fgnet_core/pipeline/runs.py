@@ -74,6 +74,7 @@ def write_json(path: Path, obj: dict) -> Path:
 class RunPlan:
     """What one run trains on, selects its epoch on and is scored on, and where it writes."""
     name: str
+    dataset: str
     run_dir: Path
     metrics_path: Path
     train_set: AUDataset
@@ -110,7 +111,7 @@ def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, 
     selection = labelled_set(lay, params, dataset, fold, select_split, False)
     test_set = selection if select_split == "test" else labelled_set(lay, params, dataset, fold, "test", False)
     eval_sets = {} if select_split == "test" else {"test": test_set}
-    return RunPlan(name, run_dir, metrics_path, train_set, selection, select_split, test_set, eval_sets,
+    return RunPlan(name, dataset, run_dir, metrics_path, train_set, selection, select_split, test_set, eval_sets,
                    {"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
 
 
@@ -123,12 +124,12 @@ def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str,
         f"({len(plan.selection_set)} frames), preset {params['preset']}, {recipe.epochs} epochs x "
         f"<= {recipe.iterations} iterations")
     model = build_model(params, lay)
-    result = train(model, plan.train_set, recipe, plan.run_dir, plan.run_params["dataset"],
+    result = train(model, plan.train_set, recipe, plan.run_dir, plan.dataset,
                    selection_set=plan.selection_set, eval_sets=plan.eval_sets, device=device, log=log,
                    progress=progress, run_params=plan.run_params)
     best, _ = checkpoints.load_training_checkpoint(result.best_path)
     preds = predict_dataset(best.to(device), plan.test_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
-    return score_run(plan.name, plan.run_dir, preds, plan.run_params["dataset"], fold, protocol, result,
+    return score_run(plan.name, plan.run_dir, preds, plan.dataset, fold, protocol, result,
                      len(plan.train_set))
 
 

@@ -298,14 +298,14 @@ def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: Dis
     model = runs.build_model(params, lay)
     if fast is not None:
         model = make_fast_from_params(model, fast)
-    result = train_ddp(model, plan.train_set, recipe, plan.run_dir, plan.run_params["dataset"], env=env,
+    result = train_ddp(model, plan.train_set, recipe, plan.run_dir, plan.dataset, env=env,
                        selection_set=plan.selection_set, eval_sets=plan.eval_sets, log=log,
                        run_params=plan.run_params)
     best, _ = checkpoints.load_training_checkpoint(result.best_path)
     preds = predict_sharded(best.to(env.device), plan.test_set, recipe.eval_batch_size, env, amp=recipe.amp)
     if not env.is_main:
         return None
-    out = runs.score_run(plan.name, plan.run_dir, preds, plan.run_params["dataset"], fold, protocol, result,
+    out = runs.score_run(plan.name, plan.run_dir, preds, plan.dataset, fold, protocol, result,
                          len(plan.train_set), world_size=env.world_size)
     runs.publish_run(out, lay, plan.metrics_path)
     return out
