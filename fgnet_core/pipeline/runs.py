@@ -151,9 +151,9 @@ def score_run(name: str, run_dir: Path, preds, dataset: str, fold: int, protocol
     return RunOutput(name, metrics, run_dir)
 
 
-def publish_run(out: RunOutput, lay: Layout, metrics_path: Path | None = None) -> Path:
-    """Write the run's metrics JSON (default: reports/metrics/runs/) and copy its curves where DVC reads them."""
-    metrics_path = metrics_path or lay.metrics_dir / "runs" / f"{out.name}.json"
+def publish_run(out: RunOutput, lay: Layout, metrics_path: Path) -> Path:
+    """Write the run's metrics JSON to `metrics_path` (see `run_metrics_path`) and copy its curves where DVC
+    reads them."""
     write_json(metrics_path, out.metrics)
     history = out.run_dir / "history.csv"
     if history.exists():
