@@ -84,6 +84,30 @@ def test_fused_upsample_conv_equals_transposed_conv_then_blur(in_c, out_c, size)
         assert torch.allclose(out, expected, atol=1e-12)
 
 
+def test_fused_upsample_weight_gradient_equals_the_two_step_gradient():
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(6, 4, 3, 8, upsample=True).double()
+    x = torch.randn(2, 6, 5, 5, dtype=torch.float64)
+    grad_out = torch.randn(2, 4, 10, 10, dtype=torch.float64)
+    w = (conv.weight[0] * conv.scale).detach().requires_grad_(True)
+    (want,) = torch.autograd.grad(conv.blur(F.conv_transpose2d(x, w.transpose(0, 1), stride=2)), w, grad_out)
+    g, (p0, p1) = fused_upsample_weight(w, conv.blur.kernel.double(), conv.blur.pad)
+    (got,) = torch.autograd.grad(_phase_shuffle(F.conv2d(F.pad(x, [p0, p1, p0, p1]), g), 4), w, grad_out)
+    assert torch.allclose(got, want, atol=1e-11)
+
+
+@pytest.mark.parametrize("upconv,grad,wide_fused", [("auto", False, True), ("auto", True, False),
+                                                    ("fused", True, True), ("transpose", False, False)])
+def test_auto_upconv_fuses_every_layer_only_without_gradients(upconv, grad, wide_fused):
+    from fgnet_core.models.fast import _use_fused_up
+
+    ctx = _Ctx(FastSettings(precision="fp32", upconv=upconv), None)
+    wide, narrow = ModulatedConv2d(512, 512, 3, 8, upsample=True), ModulatedConv2d(64, 32, 3, 8, upsample=True)
+    with torch.set_grad_enabled(grad):
+        assert _use_fused_up(ctx, wide) is wide_fused
+        assert _use_fused_up(ctx, narrow) is (upconv != "transpose")
+
+
 def test_fused_upsample_declines_shapes_that_do_not_double():
     assert fused_upsample_weight(torch.randn(2, 2, 3, 3), torch.ones(4, 4) / 16, (2, 1)) is None
 
@@ -256,12 +280,13 @@ def _ctx(precision, cl=True, upconv="auto"):
 
 @pytest.mark.parametrize("in_c,out_c,upsample,size", [
     (512, 512, True, 4),  # 8 px layer
-    (512, 256, True, 8),  # 128 px layer: transposed conv under 'auto'
-    (64, 32, True, 8),  # 1024 px layer: fused under 'auto'
+    (512, 256, True, 8),  # 128 px layer: transposed conv under 'auto' when training
+    (64, 32, True, 8),  # 1024 px layer: always fused under 'auto'
     (32, 32, False, 16),
 ])
+@pytest.mark.parametrize("upconv", ["auto", "transpose"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_official_width_styled_convs(in_c, out_c, upsample, size, precision):
+def test_official_width_styled_convs(in_c, out_c, upsample, size, precision, upconv):
     torch.manual_seed(0)
     layer = StyledConv(in_c, out_c, 3, 512, upsample=upsample).eval()
     with torch.no_grad():
@@ -273,7 +298,8 @@ def test_official_width_styled_convs(in_c, out_c, upsample, size, precision):
     with torch.no_grad():
         ref = layer(x, style, noise=noise)  # grouped modulated conv, reference ops
         s = layer.conv.modulation(style)
-        out = _styled_conv(_ctx(precision), layer, x.to(_ctx(precision).dt), s, noise)
+        ctx = _ctx(precision, upconv=upconv)
+        out = _styled_conv(ctx, layer, x.to(ctx.dt), s, noise)
     assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)
 
 
@@ -368,3 +394,41 @@ def test_no_grad_epilogue_with_fused_shuffle_equals_the_autograd_path(precision)
     for a, b in zip(fused, plain):
         assert a.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(a, b)
+
+
+# ----------------------------------------------------------------------------
+# bilinear resizes as matrix products
+
+
+@pytest.mark.parametrize("src,dst", [(1024, 128), (256, 128), (64, 128), (4, 8), (5, 3)])
+def test_bilinear_matmul_matches_interpolate(src, dst):
+    from fgnet_core.models.fast import _bilinear
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, src, src, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    want = F.interpolate(x, size=dst, mode="bilinear", align_corners=True)
+    got = _bilinear(_Ctx(FastSettings(precision="fp32", resize="matmul"), None), x, dst)
+    assert got.shape == want.shape == (2, 3, dst, dst)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(want)
+    (gx_want,) = torch.autograd.grad(want, x, g)
+    (gx_got,) = torch.autograd.grad(got, x, g)
+    torch.testing.assert_close(gx_got, gx_want, rtol=1e-10, atol=1e-10)
+
+
+def test_bilinear_auto_uses_matmul_only_with_gradients(monkeypatch):
+    from fgnet_core.models import fast
+
+    calls = []
+    real = fast._resize_matrix
+    monkeypatch.setattr(fast, "_resize_matrix", lambda *a: calls.append(a) or real(*a))
+    ctx = _Ctx(FastSettings(precision="fp32"), None)
+    x = torch.randn(1, 2, 16, 16)
+    with torch.no_grad():
+        fast._bilinear(ctx, x, 8)
+    assert calls == []
+    fast._bilinear(ctx, x.requires_grad_(), 8)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="resize must be one of"):
+        FastSettings(resize="nearest")
