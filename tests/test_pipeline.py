@@ -40,6 +40,8 @@ def test_repository_params_load():
     (lambda p: p.update(protocols=["faithful", "sloppy"]), "sloppy"),
     (lambda p: p.update(corpus="elsewhere"), "elsewhere"),
     (lambda p: p["prepare"]["detect_upsample"].pop("demo"), "detect_upsample"),
+    (lambda p: p["evaluation"]["cross_domain_folds"].update(demo="some"), r"evaluation\.cross_domain_folds\.demo"),
+    (lambda p: p["evaluation"].update(cross_domain_folds="most"), r"evaluation\.cross_domain_folds must be"),
 ])
 def test_bad_params_name_the_key(tmp_path, edit, names):
     with pytest.raises(ParamsError, match=names):

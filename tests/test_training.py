@@ -1,6 +1,8 @@
 """Training loop: deterministic on CPU, resumable mid-epoch with identical results, stops on divergence."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -69,9 +71,9 @@ def test_non_finite_loss_stops_with_clear_message_and_keeps_last_good(tmp_path, 
     calls = {"n": 0}
     real = loop.heatmap_loss
 
-    def poisoned(pred, target):
+    def poisoned(pred, target, weights=None):
         calls["n"] += 1
-        out = real(pred, target)
+        out = real(pred, target, weights)
         return out * float("nan") if calls["n"] == 4 else out
 
     monkeypatch.setattr(loop, "heatmap_loss", poisoned)
@@ -129,3 +131,56 @@ def test_loss_decreases_on_a_tiny_batch(tmp_path):
     losses = [h["loss"] for h in result.history]
     assert losses[-1] < 0.6 * losses[0], losses
     assert sum(b < a for a, b in zip(losses, losses[1:])) >= 6, losses  # falling epoch after epoch
+
+
+# ----------------------------------------------------------------------------
+# class-balancing loss weights (au_balance)
+
+
+def test_au_balance_weights_equalise_the_classes_and_average_one():
+    labels = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 9.0]])  # 9: BP4D "unknown" counts as absent
+    prevalence = np.array([0.25, 0.8])
+    w = loop.au_balance_weights(labels, prevalence, 1.0)
+    assert torch.allclose(w, torch.tensor([[2.0, 2.5], [2 / 3, 2.5], [2 / 3, 0.625], [2 / 3, 2.5]]))
+    # in expectation both classes weigh the same and the mean weight is 1
+    assert prevalence[0] * 2.0 == pytest.approx((1 - prevalence[0]) * 2 / 3)
+    assert prevalence[0] * 2.0 + (1 - prevalence[0]) * 2 / 3 == pytest.approx(1.0)
+    assert torch.allclose(loop.au_balance_weights(labels, prevalence, 0.5), w.sqrt())
+    assert torch.equal(loop.au_balance_weights(labels, prevalence, 0.0), torch.ones_like(w))
+
+
+def test_weighted_heatmap_loss():
+    torch.manual_seed(0)
+    pred, target = torch.randn(3, 5, 4, 4), torch.randn(3, 4, 4, 4)  # one extra output channel is ignored
+    plain = loop.heatmap_loss(pred, target)
+    assert torch.allclose(loop.heatmap_loss(pred, target, torch.ones(3, 4)), plain)
+    w = torch.zeros(3, 4)
+    w[1, 2] = 12.0  # all the weight on one (image, AU): its MSE, times 12, over 12 cells
+    assert torch.allclose(loop.heatmap_loss(pred, target, w), (pred[1, 2] - target[1, 2]).pow(2).mean())
+
+
+def test_training_with_au_balance_uses_the_training_prevalence(tmp_path, monkeypatch):
+    data = ToySet(16)
+    seen = []
+    real = loop.au_balance_weights
+    monkeypatch.setattr(loop, "au_balance_weights", lambda lab, prev, power: seen.append((prev, power)) or
+                        real(lab, prev, power))
+    recipe = dataclasses.replace(RECIPE, epochs=1, au_balance=0.5)
+    loop.train(_model(), data, recipe, tmp_path, "DISFA", log=lambda s: None)
+    assert len(seen) == 4  # one pass over 16 images in batches of 4
+    prev, power = seen[0]
+    assert power == 0.5 and np.allclose(prev, data.labels.numpy().mean(0))
+
+
+def test_au_balance_needs_labels_and_a_non_negative_power(tmp_path):
+    class NoLabels(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return ToySet(4)[i]
+
+    with pytest.raises(ValueError, match="au_balance needs a training set with a `labels` array; NoLabels"):
+        loop.train(_model(), NoLabels(), dataclasses.replace(RECIPE, au_balance=1.0), tmp_path, "DISFA")
+    with pytest.raises(ValueError, match="au_balance must be >= 0"):
+        resolve_recipe({"recipes": {"tiny": {}}, "au_balance": -1}, "tiny")

@@ -15,6 +15,7 @@ from fgnet_core.paths import REPO_ROOT
 from fgnet_core.presets import PRESETS
 from fgnet_core.training.recipe import TrainRecipe, resolve_recipe
 
+CROSS_DOMAIN_FOLDS = ("first", "all")  # the fold-0 models on the other corpus's fold-0 test set (official) / every fold
 PROTOCOLS = ("faithful", "clean")  # select the epoch on the test fold (official) / on held-out subjects
 TOP_LEVEL = {"corpus", "preset", "seed", "datasets", "folds", "protocols", "paths", "prepare", "train",
              "evaluation", "efficiency", "fast", "runtime"}
@@ -43,6 +44,7 @@ def load_params(path: str | Path | None = None) -> dict:
     upsample = params.get("prepare", {}).get("detect_upsample", {}).get(params.get("corpus"))
     if upsample not in (0, 1, 2):
         raise ParamsError(f"{path}: prepare.detect_upsample.{params.get('corpus')} must be 0, 1 or 2, got {upsample!r}")
+    cross_domain_folds(params, path)
     if params.get("preset") not in PRESETS:
         raise ParamsError(f"{path}: preset {params.get('preset')!r} is not one of {', '.join(PRESETS)}")
     for proto in params.get("protocols", []):
@@ -51,6 +53,19 @@ def load_params(path: str | Path | None = None) -> dict:
     for ds in params.get("datasets", []):
         canonical_dataset(ds)
     return params
+
+
+def cross_domain_folds(params: dict, path: str | Path = "params.yaml") -> str:
+    """`evaluation.cross_domain_folds` for the active corpus: 'first' (the official fold-0 pairing) or 'all'.
+
+    The setting is one value or one per corpus setting (like `prepare.detect_upsample`)."""
+    value = params.get("evaluation", {}).get("cross_domain_folds")
+    key = "evaluation.cross_domain_folds"
+    if isinstance(value, dict):
+        key, value = f"{key}.{params.get('corpus')}", value.get(params.get("corpus"))
+    if value not in CROSS_DOMAIN_FOLDS:
+        raise ParamsError(f"{path}: {key} must be one of {', '.join(CROSS_DOMAIN_FOLDS)}, got {value!r}")
+    return value
 
 
 def check_notebook_parameters(given: dict, defaults: dict) -> None:

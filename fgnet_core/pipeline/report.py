@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from fgnet_core import checkpoints  # noqa: E402
 from fgnet_core.data.au_tables import CROSS_DOMAIN_AUS, DATASET_AUS, canonical_dataset, dataset_aus  # noqa: E402
 from fgnet_core.evaluation.baselines import PUBLISHED_F1  # noqa: E402
-from fgnet_core.pipeline.config import Layout, recipe_for  # noqa: E402
+from fgnet_core.pipeline.config import Layout, cross_domain_folds, recipe_for  # noqa: E402
 from fgnet_core.pipeline.runs import labelled_set  # noqa: E402
 
 
@@ -185,7 +185,7 @@ def write_report(params: dict, lay: Layout) -> Path:
         parts += ["", f"Per fold, {name}:", "", _md(per_fold)]
     parts += ["", "## Cross-domain (AUs 1, 2, 4, 6, 12)", "",
               f"Models of the `{params['evaluation']['cross_domain_protocol']}` runs, "
-              f"folds: {params['evaluation']['cross_domain_folds']}. Diagonal = within-domain on the same AUs.", "",
+              f"folds: {cross_domain_folds(params)}. Diagonal = within-domain on the same AUs.", "",
               _md(cross), "", "## Data efficiency", "", _md(eff), "",
               "## Figures", "", "![per-AU F1](figures/per_au_f1.png)", "",
               "![cross-domain](figures/cross_domain.png)", "", "![data efficiency](figures/data_efficiency.png)", "",

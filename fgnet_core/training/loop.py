@@ -73,9 +73,31 @@ def trainable_parameters(model: FGNet, freeze_backbone: bool) -> list[torch.nn.P
     return list(model.interpreter.parameters()) + list(model.generator.parameters()) + list(model.encoder.parameters())
 
 
-def heatmap_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over AU channels of the per-channel MSE (only the first n_aus output channels are trained)."""
-    return F.mse_loss(pred[:, : target.shape[1]].float(), target)
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over AU channels of the per-channel MSE (only the first n_aus output channels are trained).
+
+    `weights` [B, n_aus] scales each image's per-AU error (`au_balance_weights`); None is the official loss."""
+    pred = pred[:, : target.shape[1]].float()
+    if weights is None:
+        return F.mse_loss(pred, target)
+    return (weights * (pred - target).pow(2).mean((2, 3))).mean()
+
+
+def au_prevalence(train_set) -> np.ndarray:
+    """Share of training images with each AU present ([n_aus]), from the set's label array."""
+    labels = getattr(train_set, "labels", None)
+    if labels is None:
+        raise ValueError(f"au_balance needs a training set with a `labels` array; {type(train_set).__name__} has none")
+    return (np.asarray(labels) == 1).mean(axis=0)
+
+
+def au_balance_weights(labels: torch.Tensor, prevalence: np.ndarray, power: float) -> torch.Tensor:
+    """Class-balancing weights [B, n_aus]: 0.5/p for an image showing the AU, 0.5/(1-p) for one that does
+    not (both classes then weigh the same in expectation, and the mean weight is 1), raised to `power`.
+
+    FG-Net trains with the plain MSE; a run with few steps otherwise never predicts the rare AUs."""
+    p = torch.as_tensor(prevalence, dtype=torch.float32).clamp(0.02, 0.98)  # [n_aus]
+    return torch.where(labels == 1, 0.5 / p, 0.5 / (1.0 - p)).pow(power)
 
 
 class OneProcess:
@@ -160,6 +182,7 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
     forward = ranks.prepare(model, state, recipe.seed)
 
     iters_per_epoch = min(recipe.iterations, math.ceil(len(train_set) / recipe.batch_size))
+    prevalence = au_prevalence(train_set) if recipe.au_balance else None
     done_iterations = 0
 
     def save_last() -> None:
@@ -187,7 +210,9 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
             batch = _collate([train_set[i] for i in (local or idx[:1])])  # an empty share still runs (weight 0)
             with torch.autocast(device_type=ranks.device_type, dtype=torch.bfloat16, enabled=recipe.amp):
                 pred = forward(batch["image"].to(ranks.device))
-            loss = heatmap_loss(pred, batch["heatmap"].to(ranks.device))
+            weights = (au_balance_weights(batch["labels"], prevalence, recipe.au_balance).to(ranks.device)
+                       if recipe.au_balance else None)
+            loss = heatmap_loss(pred, batch["heatmap"].to(ranks.device), weights)
             batch_loss = ranks.mean_loss(loss, len(local), len(idx))
             if not math.isfinite(batch_loss):
                 raise TrainingDiverged(
@@ -251,5 +276,5 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "trainable_parameters", "write_history",
+__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "au_balance_weights", "trainable_parameters", "write_history",
            "DATASET_AUS"]

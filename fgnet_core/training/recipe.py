@@ -22,6 +22,7 @@ class TrainRecipe:
     freeze_backbone: bool = False  # train the interpreter only (encoder and generator frozen)
     amp: bool = False  # bf16 autocast
     augment: bool = False  # mild colour jitter on training images
+    au_balance: float = 0.0  # power of the per-AU class-balancing loss weights; 0: plain MSE (official)
     eval_batch_size: int = 32
     checkpoint_every: int = 50  # iterations between resumable checkpoints (and at every epoch end)
     seed: int = 0
@@ -65,6 +66,8 @@ def _check(r: TrainRecipe) -> None:
         problems.append("lr must be > 0")
     if r.batch_size < 1 or r.epochs < 1 or r.iterations < 1:
         problems.append("batch_size, epochs and iterations must be >= 1")
+    if r.au_balance < 0:
+        problems.append("au_balance must be >= 0")
     if r.sigma <= 0:
         problems.append("sigma must be > 0")
     if r.heatmap_size < 8:
