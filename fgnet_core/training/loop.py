@@ -276,5 +276,5 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "au_balance_weights", "trainable_parameters", "write_history",
+__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "au_balance_weights", "au_prevalence", "trainable_parameters", "write_history",
            "DATASET_AUS"]
