@@ -59,7 +59,6 @@ PRESETS: dict[str, ModelPreset] = {
         generator_size=64,
         style_dim=32,
         n_mlp=2,
-        lr_mlp=1.0,
         modconv="batched",
         generator_channels={4: 32, 8: 32, 16: 32, 32: 16, 64: 8},
         encoder_input_size=64,

@@ -85,6 +85,7 @@ class AUDataset(Dataset):
         augment: bool = False,
         jitter: float = 0.1,
         seed: int = 0,
+        cache: bool = False,
     ) -> None:
         self.dataset = canonical_dataset(dataset)
         if isinstance(labels, pd.DataFrame):
@@ -107,6 +108,8 @@ class AUDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._detected: dict[int, np.ndarray] = {}  # landmarks found on the fly, per item
+        # decoded uint8 image and heatmap per item: a run reads each frame every epoch, and both are deterministic
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -121,13 +124,8 @@ class AUDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items of {self.source}")
-        path = self.image_file(index)
-        rgb = load_image(path)  # [H, W, 3] uint8
-        if rgb.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(
-                f"{path}: aligned images must be {IMAGE_SIZE}x{IMAGE_SIZE}, found {rgb.shape[1]}x{rgb.shape[0]}"
-            )
-        image = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float()  # [3, 256, 256] in [0, 255]
+        rgb, heatmap = self._decoded(index)
+        image = torch.from_numpy(rgb).permute(2, 0, 1).float()  # [3, 256, 256] in [0, 255]
         if self.augment:
             image = self._colour_jitter(image, index)
         item = {
@@ -136,11 +134,29 @@ class AUDataset(Dataset):
             "path": self.paths[index],
             "index": index,
         }
+        if heatmap is not None:
+            item["heatmap"] = torch.from_numpy(heatmap.copy())  # [n_aus, S, S]
+        return item
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(uint8 [256, 256, 3] image, float32 [n_aus, S, S] heatmap or None), from the cache when enabled."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        path = self.image_file(index)
+        rgb = load_image(path)  # [H, W, 3] uint8
+        if rgb.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(
+                f"{path}: aligned images must be {IMAGE_SIZE}x{IMAGE_SIZE}, found {rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        heatmap = None
         if self.with_heatmaps:
             lmk = self._landmarks(index, path, rgb)
             heatmap = au_heatmaps(lmk, self.labels[index], self.dataset, self.heatmap_size, self.sigma)
-            item["heatmap"] = torch.from_numpy(heatmap.astype(np.float32))  # [n_aus, S, S]
-        return item
+            heatmap = heatmap.astype(np.float32)
+        decoded = (np.array(rgb), heatmap)  # a writable copy: torch.from_numpy warns on read-only arrays
+        if self._cache is not None:
+            self._cache[index] = decoded
+        return decoded
 
     def _landmarks(self, index: int, path: Path, rgb: np.ndarray) -> np.ndarray:
         stored = landmark_path(path)

@@ -30,7 +30,7 @@ from fgnet_core.data.synthetic_render import render_face
 
 __all__ = [
     "CameraStyle", "CAMERA_STYLES", "DEFAULT_STYLES", "POSE_RANGE", "pretrain_identity",
-    "render_pretrain_face", "generate_pretrain_corpus",
+    "render_pretrain_face", "render_pretrain_corpus", "generate_pretrain_corpus",
 ]
 
 Range = tuple[float, float]
@@ -261,23 +261,18 @@ def _sample_grid(faces: np.ndarray, metas: list[dict], styles: Sequence[str], si
     return grid
 
 
-def generate_pretrain_corpus(out_dir: str | Path, n: int, seed: int = 0, size: int = 64,
-                             styles: Sequence[str] = DEFAULT_STYLES, workers: int = 2,
-                             progress: Callable[[int, int], None] | None = None, faces_per_identity: int = 2,
-                             chunk_size: int = 64) -> dict:
-    """Render `n` aligned pretraining faces into `out_dir`; return a summary dict.
+def render_pretrain_corpus(n: int, seed: int = 0, size: int = 64, styles: Sequence[str] = DEFAULT_STYLES,
+                           workers: int = 2, progress: Callable[[int, int], None] | None = None,
+                           faces_per_identity: int = 2, chunk_size: int = 64) -> tuple[np.ndarray, list[dict]]:
+    """Render `n` aligned pretraining faces in memory -> (uint8 [n, size, size, 3] RGB, one meta dict per face).
 
-    Writes faces.npy (uint8 [n, size, size, 3] RGB), index.csv (one row per face: INDEX_COLUMNS) and
-    samples.png (8 x 8 grid, a few faces of each style), each atomically. Faces are rendered in fixed chunks and
-    placed by index, so the bytes do not depend on `workers`. `progress(done, n)` is called after each chunk.
+    Faces are rendered in fixed chunks and placed by index, so the result does not depend on `workers`.
+    `progress(done, n)` is called after each chunk.
     """
     styles = tuple(styles)
     unknown = [s for s in styles if s not in CAMERA_STYLES]
     if unknown or not styles:
         raise ValueError(f"unknown camera styles {unknown}; known: {sorted(CAMERA_STYLES)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     jobs = [(a, min(a + chunk_size, n), seed, styles, size, faces_per_identity) for a in range(0, n, chunk_size)]
     faces = np.zeros((n, size, size, 3), np.uint8)  # [N, S, S, 3]
     metas: list[dict] = [{}] * n
@@ -300,10 +295,28 @@ def generate_pretrain_corpus(out_dir: str | Path, n: int, seed: int = 0, size: i
         cv2.setNumThreads(1)
         for job in jobs:
             place(_render_chunk(job))
+    return faces, metas
+
+
+def generate_pretrain_corpus(out_dir: str | Path, n: int, seed: int = 0, size: int = 64,
+                             styles: Sequence[str] = DEFAULT_STYLES, workers: int = 2,
+                             progress: Callable[[int, int], None] | None = None, faces_per_identity: int = 2,
+                             chunk_size: int = 64, save_faces: bool = True) -> dict:
+    """Render `n` aligned pretraining faces into `out_dir`; return a summary dict.
+
+    Writes faces.npy (uint8 [n, size, size, 3] RGB; unless `save_faces` is False), index.csv (one row per
+    face: INDEX_COLUMNS) and samples.png (8 x 8 grid, a few faces of each style), each atomically.
+    """
+    styles = tuple(styles)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    faces, metas = render_pretrain_corpus(n, seed, size, styles, workers, progress, faces_per_identity, chunk_size)
     seconds = time.perf_counter() - t0
-    buf = io.BytesIO()
-    np.save(buf, faces)
-    _write_atomic(out / "faces.npy", buf.getvalue())
+    if save_faces:
+        buf = io.BytesIO()
+        np.save(buf, faces)
+        _write_atomic(out / "faces.npy", buf.getvalue())
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=INDEX_COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -17,8 +17,9 @@ from fgnet_core.training.recipe import TrainRecipe, resolve_recipe
 
 CROSS_DOMAIN_FOLDS = ("first", "all")  # the fold-0 models on the other corpus's fold-0 test set (official) / every fold
 PROTOCOLS = ("faithful", "clean")  # select the epoch on the test fold (official) / on held-out subjects
-TOP_LEVEL = {"corpus", "preset", "seed", "datasets", "folds", "protocols", "paths", "prepare", "train",
-             "evaluation", "efficiency", "fast", "runtime"}
+BACKBONES = ("pretrained", "scratch")  # the preset's pretrained StyleGAN2 + pSp files / random weights
+TOP_LEVEL = {"corpus", "preset", "backbone", "seed", "seeds", "datasets", "folds", "protocols", "paths", "pretrain",
+             "prepare", "train", "evaluation", "efficiency", "fast", "runtime"}
 
 
 class ParamsError(ValueError):
@@ -47,6 +48,14 @@ def load_params(path: str | Path | None = None) -> dict:
     cross_domain_folds(params, path)
     if params.get("preset") not in PRESETS:
         raise ParamsError(f"{path}: preset {params.get('preset')!r} is not one of {', '.join(PRESETS)}")
+    if params.get("backbone") not in BACKBONES:
+        raise ParamsError(f"{path}: backbone {params.get('backbone')!r} is not one of {', '.join(BACKBONES)}")
+    if params.get("preset") not in params.get("paths", {}).get("checkpoints", {}):
+        raise ParamsError(f"{path}: paths.checkpoints has no entry for preset {params.get('preset')!r}")
+    seeds = params.get("seeds")
+    if not isinstance(seeds, list) or not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
+                                                       for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ParamsError(f"{path}: seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
     for proto in params.get("protocols", []):
         if proto not in PROTOCOLS:
             raise ParamsError(f"{path}: protocol {proto!r} is not one of {', '.join(PROTOCOLS)}")
@@ -122,9 +131,13 @@ class Layout:
     def run_metrics(self, dataset: str, fold: int, protocol: str) -> Path:
         return self.metrics_dir / "runs" / f"{self.run_name(dataset, fold, protocol)}.json"
 
+    @property
+    def pretrain_dir(self) -> Path:
+        return self.root / "workspace" / "pretrain"
+
     def checkpoint(self, key: str) -> Path:
-        """Official weights named in params.yaml paths.checkpoints (stylegan, encoder)."""
-        return self.root / self.params["paths"]["checkpoints"][key]
+        """The active preset's pretrained backbone file named in params.yaml paths.checkpoints (stylegan, encoder)."""
+        return self.root / self.params["paths"]["checkpoints"][self.params["preset"]][key]
 
 
 def layout(params: dict | None = None, root: Path | None = None) -> Layout:

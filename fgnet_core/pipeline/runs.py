@@ -32,11 +32,13 @@ class RunOutput:
 
 
 def build_model(params: dict, lay: Layout) -> FGNet:
-    """The preset's model, seeded; the official preset starts from the pretrained StyleGAN2 and pSp files."""
+    """The preset's model, seeded. With `backbone: pretrained` the StyleGAN2 and the pSp encoder start from
+    the preset's pretrained files (official: the FFHQ ones; tiny: the pretraining stages' own), read by the
+    same official-format loaders; with `scratch` from random weights."""
     recipe = recipe_for(params)
     torch.manual_seed(recipe.seed)
     net = FGNet(params["preset"], heatmap_size=recipe.heatmap_size, dropout=recipe.dropout)
-    if params["preset"] == "official":
+    if params["backbone"] == "pretrained":
         generator = checkpoints.load_stylegan2(lay.checkpoint("stylegan"))
         checkpoints.load_state_strict(net.generator, generator.state_dict(), lay.checkpoint("stylegan"), "g_ema")
         encoder = checkpoints.load_psp_encoder(lay.checkpoint("encoder"))
@@ -54,7 +56,7 @@ def labelled_set(lay: Layout, params: dict, dataset: str, fold: int, split: str,
     recipe = recipe_for(params)
     source = table if table is not None else label_csv_path(lay.aligned_dir, dataset, fold, split)
     return AUDataset(source, lay.aligned_dir, dataset, with_heatmaps=heatmaps, heatmap_size=recipe.heatmap_size,
-                     sigma=recipe.sigma, augment=heatmaps and recipe.augment, seed=recipe.seed)
+                     sigma=recipe.sigma, augment=heatmaps and recipe.augment, seed=recipe.seed, cache=True)
 
 
 def flat_f1(scores: dict, prefix: str = "f1") -> dict:
@@ -116,9 +118,11 @@ def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, 
 
 
 def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, *, size: int | None = None,
-              log=print, progress=None, device: str = "cpu") -> RunOutput:
-    """Train one model and score its selected epoch on the fold's test subjects."""
+              log=print, progress=None, device: str = "cpu", run_dir: Path | None = None) -> RunOutput:
+    """Train one model and score its selected epoch on the fold's test subjects (under `run_dir` if given)."""
     plan = plan_run(params, lay, dataset, fold, protocol, size)
+    if run_dir is not None:
+        plan.run_dir = Path(run_dir)
     recipe = recipe_for(params)
     log(f"{plan.name}: {len(plan.train_set)} training frames, selecting on {plan.select_split} "
         f"({len(plan.selection_set)} frames), preset {params['preset']}, {recipe.epochs} epochs x "
