@@ -277,4 +277,4 @@ def test_every_stage_input_is_an_output_or_a_source_for_any_dataset_list(tmp_pat
         for dep in (Path(d.def_path) for d in stage.deps):
             produced = any(dep == o or o in dep.parents or dep in o.parents for o in outs)
             assert produced or (REPO_ROOT / dep).exists() or (REPO_ROOT / f"{dep}.dvc").exists(), \
-                f"stage {stage.addressing}: input {dep} is neither a source nor produced by any stage"
+                f"stage {stage.name}: input {dep} is neither a source nor produced by any stage"
