@@ -10,13 +10,16 @@
 Only labelled frames are aligned, and only frames whose alignment outputs exist enter the label files. Per
 fold: `train` holds every training-subject row, `test` the test subjects, `val` the held-out validation
 subjects (`folds.validation_subjects`, drawn among the training subjects present), `train_sub` = `train`
-minus `val` (for checkpoint selection without touching the test set), and `train_N` a seeded sample of N
-rows of `train`, written only when N is below the number of training rows (a stale one is removed).
+minus `val` (for checkpoint selection without touching the test set), and `train_N` the data-efficiency
+subsets of `train` for the requested sizes (`subsets.training_subsets`: the official FG-Net lists or nested
+seeded samples; any other `train_N` file left from an earlier run is removed).
 Reruns are cheap: alignment skips outputs that exist, and label files are rewritten deterministically.
 """
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,14 +28,14 @@ import pandas as pd
 
 from fgnet_core.data.au_tables import au_columns, canonical_dataset
 from fgnet_core.data.folds import (
-    FOLDS, SUBSET_SIZES, aligned_image_path, all_subjects, sample_training_rows, test_subjects,
-    train_subjects, validation_subjects,
+    FOLDS, SUBSET_SIZES, aligned_image_path, all_subjects, test_subjects, train_subjects, validation_subjects,
 )
 from fgnet_core.data.labels import (
     IMAGE_COLUMN, atomic_write_text, intensity_csv_path, label_csv_path, write_label_csv,
 )
 from fgnet_core.data.raw_bp4d import scan_bp4d
 from fgnet_core.data.raw_disfa import intensity_columns, scan_disfa
+from fgnet_core.data.subsets import subset_split, training_subsets
 
 __all__ = ["IngestReport", "PlannedJob", "ingest_bp4d", "ingest_disfa", "ingest_frames", "write_fold_files"]
 
@@ -61,6 +64,7 @@ class IngestReport:
     aligned: int = 0  # labelled frames with alignment outputs: the rows of the label files
     validation: dict[int, list[str]] = field(default_factory=dict)  # fold -> validation subjects
     split_rows: dict[str, int] = field(default_factory=dict)  # '<fold>/<split>' -> rows written
+    subset_missing: dict[str, int] = field(default_factory=dict)  # '<fold>/train_N' -> official frames not ingested
 
     def summary(self) -> str:
         s = self.scan
@@ -87,6 +91,9 @@ class IngestReport:
         for fold in FOLDS:
             parts = [f"{k.split('/')[1]} {v}" for k, v in self.split_rows.items() if k.startswith(f"{fold}/")]
             lines.append(f"  fold {fold}: " + ", ".join(parts))
+        if any(self.subset_missing.values()):
+            lines.append("  official subset frames not ingested: " + ", ".join(
+                f"{k} {v}" for k, v in self.subset_missing.items() if v))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -101,31 +108,37 @@ Aligner = Callable[..., object]  # run_alignment(jobs, out_dir, *, workers, pred
 
 def ingest_bp4d(raw_dir, out_dir, *, workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
                 transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
-                progress: bool = True, verbose: bool = True, aligner: Aligner | None = None) -> IngestReport:
+                progress: bool = True, verbose: bool = True, aligner: Aligner | None = None,
+                subset_sizes: Sequence[int] = SUBSET_SIZES, subset_source: str = "seeded") -> IngestReport:
     """Raw BP4D tree -> OUT/BP4D (see the module docstring)."""
     frames, counts = scan_bp4d(raw_dir, subjects)
     return ingest_frames("BP4D", frames, counts, out_dir, raw_dir=raw_dir, workers=workers, seed=seed,
                          subjects=subjects, predictor_path=predictor_path, transform_size=transform_size,
-                         padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner)
+                         padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner,
+                         subset_sizes=subset_sizes, subset_source=subset_source)
 
 
 def ingest_disfa(raw_dir, out_dir, *, workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
                  transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
-                 progress: bool = True, verbose: bool = True, aligner: Aligner | None = None) -> IngestReport:
+                 progress: bool = True, verbose: bool = True, aligner: Aligner | None = None,
+                 subset_sizes: Sequence[int] = SUBSET_SIZES, subset_source: str = "seeded") -> IngestReport:
     """Raw DISFA tree -> OUT/DISFA (see the module docstring)."""
     frames, counts = scan_disfa(raw_dir, subjects)
     return ingest_frames("DISFA", frames, counts, out_dir, raw_dir=raw_dir, workers=workers, seed=seed,
                          subjects=subjects, predictor_path=predictor_path, transform_size=transform_size,
-                         padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner)
+                         padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner,
+                         subset_sizes=subset_sizes, subset_source=subset_source)
 
 
 def ingest_frames(dataset: str, frames: pd.DataFrame, counts: dict[str, int], out_dir, *, raw_dir=None,
                   workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
                   transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
-                  progress: bool = True, verbose: bool = True, aligner: Aligner | None = None) -> IngestReport:
+                  progress: bool = True, verbose: bool = True, aligner: Aligner | None = None,
+                  subset_sizes: Sequence[int] = SUBSET_SIZES, subset_source: str = "seeded") -> IngestReport:
     """Align the labelled frames a raw reader found and write the label files (shared by both corpora).
 
     transform_size / padding / upsample go to the aligner when given (None: its defaults, the authors' recipe).
+    subset_sizes / subset_source choose the `train_N` files (see `subsets.training_subsets`).
     """
     dataset = canonical_dataset(dataset)
     out_root = Path(out_dir)
@@ -167,7 +180,8 @@ def ingest_frames(dataset: str, frames: pd.DataFrame, counts: dict[str, int], ou
     table["subject"] = aligned["subject"].to_numpy()
     table = table.sort_values(IMAGE_COLUMN, kind="stable").reset_index(drop=True)
 
-    write_fold_files(table, dataset, out_root, seed=seed, report=report)
+    write_fold_files(table, dataset, out_root, seed=seed, report=report, subset_sizes=subset_sizes,
+                     subset_source=subset_source)
     if dataset == "DISFA":
         intensities = pd.DataFrame({IMAGE_COLUMN: [aligned_image_path(dataset, r) for r in aligned["rel"]]})
         for col, src in zip(au_columns(dataset), intensity_columns()):
@@ -183,7 +197,8 @@ def ingest_frames(dataset: str, frames: pd.DataFrame, counts: dict[str, int], ou
 
 
 def write_fold_files(table: pd.DataFrame, dataset: str, out_root, *, seed: int = 0,
-                     report: IngestReport | None = None) -> dict[str, int]:
+                     report: IngestReport | None = None, subset_sizes: Sequence[int] = SUBSET_SIZES,
+                     subset_source: str = "seeded") -> dict[str, int]:
     """Write every fold's split files from a table of `image_path`, `subject` and AU columns.
 
     Returns '<fold>/<split>' -> rows written (also stored in `report` when given).
@@ -200,12 +215,13 @@ def write_fold_files(table: pd.DataFrame, dataset: str, out_root, *, seed: int =
             "val": train[train["subject"].isin(val_subjects)],
             "train_sub": train[~train["subject"].isin(val_subjects)],
         }
-        for n in SUBSET_SIZES:
-            path = label_csv_path(out_root, dataset, fold, f"train_{n}")
-            if n < len(train):
-                splits[f"train_{n}"] = sample_training_rows(train, n, seed=seed)
-            elif path.exists():
-                path.unlink()  # left over from a run with more training rows
+        for subset in training_subsets(train, dataset, fold, subset_sizes, subset_source, seed=seed):
+            splits[subset_split(subset.size)] = subset.rows
+            if report is not None and subset_source == "official":
+                report.subset_missing[f"{fold}/{subset_split(subset.size)}"] = subset.missing
+        for stale in label_csv_path(out_root, dataset, fold, "train").parent.glob("train_*.csv"):
+            if re.fullmatch(r"train_\d+", stale.stem) and stale.stem not in splits:
+                stale.unlink()  # a subset size of an earlier run
         for split, frame in splits.items():
             write_label_csv(frame, label_csv_path(out_root, dataset, fold, split), dataset)
             rows[f"{fold}/{split}"] = len(frame)

@@ -13,8 +13,9 @@ import torch
 from fgnet_core import checkpoints
 from fgnet_core.data.au_tables import canonical_dataset, dataset_aus, n_aus
 from fgnet_core.data.dataset import AUDataset
-from fgnet_core.data.folds import sample_training_rows
-from fgnet_core.data.labels import label_csv_path, read_label_csv
+from fgnet_core.data.folds import subject_of
+from fgnet_core.data.labels import IMAGE_COLUMN, label_csv_path, read_label_csv
+from fgnet_core.data.subsets import subset_split
 from fgnet_core.evaluation.metrics import dataset_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
 from fgnet_core.models.fgnet import FGNet
@@ -94,21 +95,36 @@ def run_metrics_path(lay: Layout, dataset: str, fold: int, protocol: str, size: 
     return lay.metrics_dir / "efficiency" / f"{lay.run_name(dataset, fold, protocol)}_n{size}.json"
 
 
+def subset_table(lay: Layout, dataset: str, fold: int, size: int, select_split: str) -> pd.DataFrame:
+    """The `train_<size>` rows prepare wrote (official lists or seeded samples: `data.subsets`); selecting on
+    held-out subjects drops their rows, so no frame is both trained and selected on."""
+    path = label_csv_path(lay.aligned_dir, dataset, fold, subset_split(size))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no data-efficiency subset of size {size}; the prepare stage writes the "
+                                "sizes of params.yaml efficiency.sizes for the corpus")
+    table = read_label_csv(path, dataset, allow_empty=True)
+    if select_split != "test":
+        held_out = read_label_csv(label_csv_path(lay.aligned_dir, dataset, fold, select_split), dataset,
+                                  allow_empty=True)
+        table = table[~table[IMAGE_COLUMN].map(subject_of).isin(set(held_out[IMAGE_COLUMN].map(subject_of)))]
+    if table.empty:
+        raise ValueError(f"{path}: no training frames left for the size-{size} run")
+    return table.reset_index(drop=True)
+
+
 def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, size: int | None = None) -> RunPlan:
     """The one place that turns (dataset, fold, protocol, subset size) into data sets and output paths,
     shared by the single-process run below and the torchrun entry point (`training.distributed`)."""
     dataset = canonical_dataset(dataset)
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    recipe = recipe_for(params)
     train_split, select_split = SPLITS_OF[protocol]
     name = lay.run_name(dataset, fold, protocol) + (f"_n{size}" if size else "")
     run_dir = (lay.efficiency_dir(dataset) if size else lay.runs_dir) / name
     metrics_path = run_metrics_path(lay, dataset, fold, protocol, size)
     table = None
     if size:
-        full = read_label_csv(label_csv_path(lay.aligned_dir, dataset, fold, train_split), dataset)
-        table = sample_training_rows(full, min(size, len(full)), seed=recipe.seed)
+        table = subset_table(lay, dataset, fold, size, select_split)
     train_set = labelled_set(lay, params, dataset, fold, train_split, True, table)
     selection = labelled_set(lay, params, dataset, fold, select_split, False)
     test_set = selection if select_split == "test" else labelled_set(lay, params, dataset, fold, "test", False)

@@ -153,7 +153,7 @@ def test_ingest_bp4d(bp4d_raw, tmp_path, capsys):
     val_subjects = validation_subjects("BP4D", 0, among={"F003", "F004", "M002", "M003"})
     assert {p.split("/")[2] for p in val.image_path} == set(val_subjects) and len(val_subjects) == 1
     assert report.validation[0] == list(val_subjects)
-    assert not stale.exists()  # too few training rows for train_100: the old file is gone
+    assert read_label_csv(stale, "BP4D").equals(train)  # fewer training rows than 100: train_100 holds them all
     assert report.split_rows["0/test"] == 7 and report.split_rows["1/test"] == 2 + 3  # F003, M002
 
     summary = json.loads((out / "BP4D" / "ingest_summary.json").read_text())
@@ -179,19 +179,22 @@ def test_ingest_bp4d_subject_filter(bp4d_raw, tmp_path):
         ingest_bp4d(bp4d_raw, out, aligner=aligner, subjects=["F999"], verbose=False)
 
 
-def test_subsets_written_only_below_the_training_rows(tmp_path):
+def test_seeded_subsets_stop_at_the_training_rows(tmp_path):
     subjects = ["F001", "F003", "F004"]  # one per fold
     rows = [(f"BP4D/aligned_images/{s}/T1/{n:05d}.jpg", s) for s in subjects for n in range(1, 1201)]
     table = pd.DataFrame(rows, columns=["image_path", "subject"])
     for c in au_columns("BP4D"):
         table[c] = 0
+    stale = label_csv_path(tmp_path, "BP4D", 0, "train_7")
+    stale.parent.mkdir(parents=True)
+    stale.write_text("left over\n")
     written = write_fold_files(table, "BP4D", tmp_path, seed=3)
-    assert written["0/train"] == 2400 and written["0/train_1000"] == 1000 and "0/train_5000" not in written
+    assert written["0/train"] == 2400 and written["0/train_1000"] == 1000 and written["0/train_5000"] == 2400
+    assert not stale.exists()  # a size no longer requested
     sub = read_label_csv(label_csv_path(tmp_path, "BP4D", 0, "train_100"), "BP4D")
     big = read_label_csv(label_csv_path(tmp_path, "BP4D", 0, "train_1000"), "BP4D")
     assert set(sub.image_path) <= set(big.image_path)
     assert {p.split("/")[2] for p in big.image_path} <= {"F003", "F004"}
-    assert not label_csv_path(tmp_path, "BP4D", 0, "train_5000").exists()
 
 
 # ----------------------------------------------------------------------------------------------- raw DISFA
