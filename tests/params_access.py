@@ -64,4 +64,7 @@ class ReadRecorder(dict):
         return super().values()
 
     def copy(self) -> "ReadRecorder":
-        return ReadRecorder(self, self.reads, self._prefix)
+        """A shallow copy that reads nothing: entries are shared, and reads still land in the same set."""
+        clone = ReadRecorder({}, self.reads, self._prefix)
+        dict.update(clone, dict.items(self))
+        return clone

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fgnet_core.evaluation.features import pca_rgb  # noqa: F401 (re-exported for the notebook)
 from fgnet_core.explore import plots
 
 
@@ -53,21 +54,6 @@ def feature_pyramid(loaded, image: np.ndarray) -> Pyramid:
     return Pyramid(image, _to_uint8(recon[0]), [f[0].float().cpu().numpy() for f in feats], list(net.feature_layers),
                    heat[0].cpu().numpy(), heat.clamp(-1, 1).mean(dim=(2, 3))[0].cpu().numpy(),
                    [s[0].float().cpu().numpy() for s in states])
-
-
-def pca_rgb(feature: np.ndarray) -> np.ndarray:
-    """[C, H, W] -> [H, W, 3] in [0, 1]: the first three principal components of the channel vectors."""
-    c, h, w = feature.shape
-    x = feature.reshape(c, h * w).T.astype(np.float64)  # [HW, C]
-    x = x - x.mean(axis=0)
-    if c >= 3 and h * w > 1:
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        comps = x @ vt[:3].T  # [HW, 3]
-    else:
-        comps = np.pad(x, ((0, 0), (0, max(0, 3 - c))))[:, :3]
-    lo, hi = np.percentile(comps, 1, axis=0), np.percentile(comps, 99, axis=0)
-    comps = np.clip((comps - lo) / np.maximum(hi - lo, 1e-8), 0, 1)
-    return comps.reshape(h, w, 3)
 
 
 def channel_stats(pyramid: Pyramid) -> pd.DataFrame:

@@ -19,7 +19,7 @@ CROSS_DOMAIN_FOLDS = ("first", "all")  # the fold-0 models on the other corpus's
 PROTOCOLS = ("faithful", "clean")  # select the epoch on the test fold (official) / on held-out subjects
 BACKBONES = ("pretrained", "scratch")  # the preset's pretrained StyleGAN2 + pSp files / random weights
 TOP_LEVEL = {"corpus", "preset", "backbone", "seed", "seeds", "datasets", "folds", "protocols", "paths", "pretrain",
-             "prepare", "train", "evaluation", "efficiency", "fast", "runtime"}
+             "prepare", "train", "evaluation", "efficiency", "compare", "fast", "runtime"}
 
 
 class ParamsError(ValueError):
@@ -85,6 +85,23 @@ def check_notebook_parameters(given: dict, defaults: dict) -> None:
 
 
 @dataclass(frozen=True)
+class RunSpec:
+    """One training run: what it trains on, its seed, its backbone, and the tag of the stage it belongs to."""
+
+    dataset: str
+    fold: int
+    protocol: str
+    seed: int
+    size: int = 0  # 0: the full training split; N: the `train_N` subset
+    backbone: str = "pretrained"
+
+    @property
+    def name(self) -> str:
+        size = f"_n{self.size}" if self.size else ""
+        return f"{self.dataset}_{self.fold}_{self.protocol}{size}_s{self.seed}_{self.backbone}"
+
+
+@dataclass(frozen=True)
 class Layout:
     """Where each stage reads and writes, relative to the repository root."""
 
@@ -121,6 +138,16 @@ class Layout:
     @property
     def curves_dir(self) -> Path:
         return self.reports_dir / "curves"
+
+    def run_dir_of(self, spec: RunSpec) -> Path:
+        """Where the training stages keep a run: workspace/runs/<DATASET>/<run> (subsets: workspace/efficiency)."""
+        return (self.efficiency_dir(spec.dataset) if spec.size else self.runs_dir / spec.dataset) / spec.name
+
+    @property
+    def demo_model(self) -> Path:
+        """The model `fgnet predict --model demo` and the explorers use: BP4D fold 0, clean, seed 0, as configured."""
+        spec = RunSpec("BP4D", 0, "clean", 0, 0, self.params.get("backbone", "pretrained"))
+        return self.run_dir_of(spec) / "best.pt"
 
     def run_name(self, dataset: str, fold: int, protocol: str) -> str:
         return f"{canonical_dataset(dataset)}_{int(fold)}_{protocol}"

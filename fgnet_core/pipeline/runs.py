@@ -128,7 +128,7 @@ def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, 
     train_set = labelled_set(lay, params, dataset, fold, train_split, True, table)
     selection = labelled_set(lay, params, dataset, fold, select_split, False)
     test_set = selection if select_split == "test" else labelled_set(lay, params, dataset, fold, "test", False)
-    eval_sets = {} if select_split == "test" else {"test": test_set}
+    eval_sets = {}  # the test set is scored once, at the selected epoch: per-epoch test scores cost a fifth of a run
     return RunPlan(name, dataset, run_dir, metrics_path, train_set, selection, select_split, test_set, eval_sets,
                    {"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
 

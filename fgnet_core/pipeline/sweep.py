@@ -13,30 +13,17 @@ import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+import torch
+
 from fgnet_core.atomic import write_json
 from fgnet_core.data.au_tables import canonical_dataset
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run: what it trains on, its seed, its backbone, and the tag of the stage it belongs to."""
-
-    dataset: str
-    fold: int
-    protocol: str
-    seed: int
-    size: int = 0  # 0: the full training split; N: the `train_N` subset
-    backbone: str = "pretrained"
-
-    @property
-    def name(self) -> str:
-        size = f"_n{self.size}" if self.size else ""
-        return f"{self.dataset}_{self.fold}_{self.protocol}{size}_s{self.seed}_{self.backbone}"
+from fgnet_core.pipeline.config import Layout, RunSpec
+from fgnet_core.pipeline.runs import train_run
 
 
 def training_specs(params: dict, dataset: str, backbone: str) -> list[RunSpec]:
@@ -56,13 +43,9 @@ def efficiency_specs(params: dict, dataset: str, backbone: str) -> list[RunSpec]
 
 def _run_in_worker(spec: RunSpec, params: dict, root: str, run_dir: str, threads: int) -> dict:
     """Worker side: one run, with its own torch thread count; returns its metrics."""
-    import torch
-
-    from fgnet_core.pipeline.config import Layout
-    from fgnet_core.pipeline.runs import train_run
-
     torch.set_num_threads(threads)
-    params = {**params, "seed": spec.seed, "backbone": spec.backbone}
+    params = params.copy()  # a shallow copy: only the run's own seed and backbone differ
+    params["seed"], params["backbone"] = spec.seed, spec.backbone
     lay = Layout(Path(root), params)
     lines: list[str] = []
     out = train_run(params, lay, spec.dataset, spec.fold, spec.protocol, size=spec.size or None,
