@@ -242,8 +242,10 @@ def train_gan(G: StyleGAN2Generator, D: Discriminator, faces: torch.Tensor, reci
 
 def checkpoints_signature(recipe: GANRecipe, G: StyleGAN2Generator, D: Discriminator, faces: torch.Tensor,
                           extra: dict | None) -> dict:
-    """What must match for `last.pt` to be resumed: the recipe, both layouts and the corpus."""
+    """What must match for `last.pt` to be resumed: the recipe (but its length: a run can be extended or cut
+    short), both layouts and the corpus."""
     digest = float(faces[:: max(1, len(faces) // 64)].double().mean())
-    return {"recipe": asdict(recipe), "generator": {k: list(v.shape) for k, v in G.state_dict().items()},
+    settings = {k: v for k, v in asdict(recipe).items() if k != "steps"}
+    return {"recipe": settings, "generator": {k: list(v.shape) for k, v in G.state_dict().items()},
             "discriminator": {k: list(v.shape) for k, v in D.state_dict().items()},
             "faces": [int(x) for x in faces.shape], "faces_digest": round(digest, 6), **(extra or {})}

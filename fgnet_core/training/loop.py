@@ -166,7 +166,10 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
     _set_seed(recipe.seed)
     model.to(ranks.device)
     params = trainable_parameters(model, recipe.freeze_backbone)
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    head = {id(p) for p in model.interpreter.parameters()}
+    groups = [{"params": [p for p in params if id(p) in head], "lr": recipe.lr},
+              {"params": [p for p in params if id(p) not in head], "lr": recipe.lr * recipe.backbone_lr_scale}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.lr, weight_decay=recipe.weight_decay)
     state = {"epoch": 0, "iteration": 0, "history": [], "best_f1": -1.0, "best_epoch": -1, "loss_sum": 0.0,
              "loss_count": 0}
     if last_path.exists():

@@ -20,6 +20,7 @@ class TrainRecipe:
     grad_clip: float = 0.1  # max gradient norm
     dropout: float = 0.1  # interpreter dropout
     freeze_backbone: bool = False  # train the interpreter only (encoder and generator frozen)
+    backbone_lr_scale: float = 1.0  # encoder and generator learn at lr x this (1: one lr for all, as FG-Net)
     amp: bool = False  # bf16 autocast
     augment: bool = False  # mild colour jitter on training images
     au_balance: float = 0.0  # power of the per-AU class-balancing loss weights; 0: plain MSE (official)
@@ -66,6 +67,8 @@ def _check(r: TrainRecipe) -> None:
         problems.append("lr must be > 0")
     if r.batch_size < 1 or r.epochs < 1 or r.iterations < 1:
         problems.append("batch_size, epochs and iterations must be >= 1")
+    if not 0 <= r.backbone_lr_scale <= 1:
+        problems.append("backbone_lr_scale must be in [0, 1]")
     if r.au_balance < 0:
         problems.append("au_balance must be >= 0")
     if r.sigma <= 0:
