@@ -238,6 +238,11 @@ def _run_every_stage(params: dict, lay: Layout, quiet) -> None:
             (p, f, s) for p in ("clean", "faithful") for f in (0, 1, 2) for s in (0, 1)}
         for run in runs["run"]:
             assert (lay.runs_dir / ds / run / "best.pt").is_file()
+        lines = []  # a rerun finds every run finished (metrics.json matching its spec) and trains nothing
+        stamps = {run: (lay.runs_dir / ds / run / "best.pt").stat().st_mtime_ns for run in runs["run"]}
+        pd.testing.assert_frame_equal(run_training_stage(params, lay, ds, log=lines.append), runs)
+        assert "12 of 12 runs already finished" in lines
+        assert stamps == {run: (lay.runs_dir / ds / run / "best.pt").stat().st_mtime_ns for run in runs["run"]}
         table = run_efficiency_stage(params, lay, ds, log=quiet)
         assert sorted(table["size"].unique()) == [4, 8] and len(table) == 2 * 3  # sizes x folds x 1 seed
         assert (table["train_frames"] <= table["size"]).all()
