@@ -163,8 +163,9 @@ STAGE_CALLS = {"pretrain_corpus": _pretrain_corpus, "pretrain_generator": _pretr
 
 
 @pytest.fixture(scope="module")
-def params_read(tmp_path_factory) -> dict[str, set[str]]:
-    """Stage -> dotted params keys its code read while running on a toy corpus (notebook setup included).
+def toy_pipeline(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
+    """(root, stage -> dotted params keys its code read) after every stage ran on a toy corpus (notebook setup
+    included).
 
     Only BP4D is run: the stages treat each dataset alike, and the DISFA reader takes the same params.
     Validation inside `load_params` is not recorded: it rejects a bad file but cannot change a result.
@@ -197,7 +198,12 @@ def params_read(tmp_path_factory) -> dict[str, set[str]]:
             params, _ = notebook.stage_setup("params.yaml")
             call(params, Layout(root, params))
             reads[name] = set(params.reads)
-    return reads
+    return root, reads
+
+
+@pytest.fixture(scope="module")
+def params_read(toy_pipeline) -> dict[str, set[str]]:
+    return toy_pipeline[1]
 
 
 # Read by every stage's setup but not a result: torch's CPU threads in the notebook's process. (Stages whose
@@ -215,6 +221,28 @@ def test_stage_params_cover_the_keys_its_code_reads(params_read, name):
     assert keys, f"stage {name}: nothing recorded"
     missing = missing_params(stage, keys)
     assert not missing, f"dvc.yaml stage {name} reads params its `params:` does not list: {missing}"
+
+
+@pytest.mark.slow
+def test_toy_pipeline_outputs(toy_pipeline):
+    """What the stages left on the toy corpus: pretrained files, one seed's runs, the comparison's claims."""
+    import pandas as pd
+
+    root, _ = toy_pipeline
+    assert json.loads((root / "reports/metrics/pretrain_generator.json").read_text())["steps"] == 2
+    assert json.loads((root / "reports/metrics/pretrain_encoder.json").read_text())["steps"] == 2
+    runs = pd.read_csv(root / "reports/metrics/train/BP4D.csv")
+    assert len(runs) == 2 * 3 and set(runs["seed"]) == {0} and set(runs["backbone"]) == {"pretrained"}
+    compare = root / "reports" / "compare"
+    claims = pd.read_csv(compare / "claims.csv").set_index("claim")
+    assert list(claims.index) == ["within-domain BP4D", "BP4D with 4 training frames"]
+    assert claims["se"].notna().all() and (claims["se"] >= 0).all()  # two seeds per backbone
+    compared = pd.read_csv(compare / "runs.csv")
+    assert len(compared) == 2 * 3 * 2 * 2  # backbones x folds x seeds x (full, size 4)
+    assert set(compared["protocol"]) == {"clean"} and set(compared["seed"]) == {0, 1}
+    assert not (root / "workspace" / "compare").exists()  # scratch runs are removed: the tables are the result
+    readme = (root / "reports" / "README.md").read_text()
+    assert "## The paper's findings on the demo" in readme and "](compare/efficiency.png)" in readme
 
 
 def test_read_recorder_records_dotted_paths():
