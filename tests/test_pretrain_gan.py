@@ -281,3 +281,20 @@ def test_inversion_resume_reaches_the_weights_of_an_uninterrupted_run(tmp_path):
     b = torch.load(resumed.encoder_path, weights_only=False)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in full.losses] == [r["loss"] for r in resumed.losses]
+
+
+def test_tiny_generator_file_means_the_same_network_through_the_official_loader(tmp_path):
+    """The tiny preset's mapping uses the official lr_mlp, so a rosinality-format file of our generator loads
+    through `load_stylegan2` (which assumes the official hyper-parameters) as the very same network."""
+    from fgnet_core.presets import get_preset
+
+    assert get_preset("tiny").lr_mlp == get_preset("official").lr_mlp == 0.01
+    torch.manual_seed(3)
+    net = FGNet("tiny").eval()
+    loaded = checkpoints.load_stylegan2(checkpoints.save_stylegan2(net.generator, tmp_path / "g.pt"))
+    z = torch.randn(4, net.generator.style_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.mapping(z), net.generator.mapping(z))
+        w = net.generator.mapping(z)[:, None].repeat(1, net.generator.n_latent, 1)
+        torch.testing.assert_close(loaded.synthesis(w, randomize_noise=False)[0],
+                                   net.generator.synthesis(w, randomize_noise=False)[0])
