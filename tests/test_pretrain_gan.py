@@ -113,7 +113,6 @@ def test_style_mixing_crosses_over_per_image():
     torch.testing.assert_close(unmixed[:, 0], w[:, 0])  # same draws: the first latent is unchanged
 
 
-@pytest.mark.slow  # ~10 s on a shared CPU
 def test_discriminator_learns_to_separate_real_from_generated(tmp_path):
     """A few steps on an easy real look: the discriminator's logistic loss drops from log(4)."""
     G, D = _gan()
