@@ -9,12 +9,14 @@ class ReadRecorder(dict):
 
     `p["train"]["lr"]`, `p.get("fast")` and looking up a missing key all count as reads of that key; iterating
     keys is a read of the mapping's key set, recorded as the mapping itself; `items()`/`values()` read every
-    entry. Writes are not reads: a stage's own overrides (`params[key] = value`) are not recorded.
+    entry. Writes are not reads: a stage's own overrides (`params[key] = value`) are not recorded, and neither
+    are later reads of an overridden key in that mapping (or its copies): the value is the stage's, not the file's.
     """
 
     def __init__(self, data: Mapping, reads: set[str] | None = None, prefix: str = ""):
         self.reads: set[str] = set() if reads is None else reads
         self._prefix = prefix
+        self._written: set = set()
         super().__init__({k: self._wrap(k, v) for k, v in data.items()})
 
     def _key(self, key) -> str:
@@ -26,7 +28,8 @@ class ReadRecorder(dict):
         return value
 
     def _record(self, key) -> None:
-        self.reads.add(self._key(key))
+        if key not in self._written:
+            self.reads.add(self._key(key))
 
     def __getitem__(self, key):
         self._record(key)
@@ -41,7 +44,8 @@ class ReadRecorder(dict):
         return super().__contains__(key)
 
     def __setitem__(self, key, value) -> None:
-        super().__setitem__(key, self._wrap(key, value))
+        self._written.add(key)  # a value the stage sets is kept as given (a recorder copy still records)
+        super().__setitem__(key, value)
 
     def __iter__(self):  # also takes `{**p}` and `dict(p)` off CPython's fast path, so they read via __getitem__
         if self._prefix:
@@ -67,4 +71,5 @@ class ReadRecorder(dict):
         """A shallow copy that reads nothing: entries are shared, and reads still land in the same set."""
         clone = ReadRecorder({}, self.reads, self._prefix)
         dict.update(clone, dict.items(self))
+        clone._written = set(self._written)
         return clone

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -87,8 +88,11 @@ def test_notebooks_are_stripped_and_start_with_a_parameters_cell(path):
 
 def test_dvc_stages_run_stage_notebooks_with_papermill():
     stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-    assert set(stages) == {"prepare", "train", "within_domain", "cross_domain", "data_efficiency", "report"}
-    assert set(stages["train"]["matrix"]) == {"dataset", "fold", "protocol"}
+    assert set(stages) == {"pretrain_corpus", "pretrain_generator", "pretrain_encoder", "prepare", "train",
+                           "within_domain", "cross_domain", "data_efficiency", "compare_backbones", "report"}
+    for name in ("prepare", "train", "data_efficiency"):  # one stage per dataset; folds, protocols, seeds inside
+        assert stages[name]["foreach"] == "${datasets}", name
+        assert re.search(r"-p dataset \$\{item\}", stages[name]["do"]["cmd"]), name
     for name, stage in stages.items():
         body = stage.get("do", stage)
         cmd = " ".join(body["cmd"].split())
@@ -102,55 +106,78 @@ def test_dvc_stages_run_stage_notebooks_with_papermill():
             assert not any(str(d).startswith("reports/notebooks") for d in body["deps"]), name
 
 
-def _fake_run_metrics(lay: Layout, params: dict, rng: np.random.Generator) -> dict:
-    """Write one metrics JSON per dataset x fold x protocol as train_run would; return the values."""
-    written = {}
+def _fake_run_tables(lay: Layout, params: dict, rng: np.random.Generator) -> dict:
+    """Write each dataset's training-stage table (one row per protocol x fold x seed) as the train stage does;
+    return {(dataset, protocol, fold, seed): per-AU scores} and {(dataset, fold): all-present scores}."""
+    written, allpos = {}, {}
     for ds in params["datasets"]:
+        rows = []
         for fold in params["folds"]:
-            allpos = {f"AU{a:02d}": float(rng.uniform(0, 60)) for a in DATASET_AUS[ds]}  # one test set per fold
-            allpos["avg"] = float(np.mean(list(allpos.values())))
+            rule = {f"AU{a:02d}": float(rng.uniform(0, 60)) for a in DATASET_AUS[ds]}  # one test set per fold
+            rule["avg"] = float(np.mean(list(rule.values())))
+            allpos[(ds, fold)] = rule
             for protocol in params["protocols"]:
-                scores = {f"AU{a:02d}": float(rng.uniform(0, 100)) for a in DATASET_AUS[ds]}
-                scores["avg"] = float(np.mean(list(scores.values())))
-                metrics = {"dataset": ds, "fold": fold, "protocol": protocol,
-                           **{f"f1_{k}": v for k, v in scores.items()},
-                           **{f"allpos_f1_{k}": v for k, v in allpos.items()}}
-                path = lay.run_metrics(ds, fold, protocol)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(metrics))
-                written[(ds, protocol, fold)] = (scores, allpos)
-    return written
+                for seed in params["seeds"]:
+                    scores = {f"AU{a:02d}": float(rng.uniform(0, 100)) for a in DATASET_AUS[ds]}
+                    scores["avg"] = float(np.mean(list(scores.values())))
+                    written[(ds, protocol, fold, seed)] = scores
+                    rows.append({"dataset": ds, "protocol": protocol, "fold": fold, "seed": seed, "size": 0,
+                                 "backbone": "pretrained", "run": f"{ds}_{fold}_{protocol}_s{seed}_pretrained",
+                                 **{f"f1_{k}": v for k, v in scores.items()},
+                                 **{f"allpos_f1_{k}": v for k, v in rule.items()}})
+        path = lay.metrics_dir / "train" / f"{ds}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(path, index=False)
+    return written, allpos
 
 
-def test_within_domain_table_means_and_paper_layout(tmp_path):
+def test_within_domain_table_means_spread_and_paper_layout(tmp_path):
     from fgnet_core.pipeline.evaluate import within_domain
     from fgnet_core.pipeline.report import within_domain_markdown
 
-    params = {**load_params(), "protocols": ["faithful", "clean"]}
+    params = {**load_params(), "protocols": ["faithful", "clean"], "seeds": [0, 1, 2]}
     lay = Layout(tmp_path, params)
-    written = _fake_run_metrics(lay, params, np.random.default_rng(0))
+    written, allpos = _fake_run_tables(lay, params, np.random.default_rng(0))
     table, flat = within_domain(params, lay)
+    folds, seeds = (0, 1, 2), (0, 1, 2)
     for ds in ("BP4D", "DISFA"):
         for protocol in ("faithful", "clean"):
-            folds = [written[(ds, protocol, f)][0] for f in (0, 1, 2)]
-            mean_row = table[(table["dataset"] == ds) & (table["protocol"] == protocol) & (table["fold"] == "mean")]
-            assert len(mean_row) == 1
+            row = table[(table["dataset"] == ds) & (table["protocol"] == protocol)]
+            assert len(row) == 1 and row["runs"].item() == 9 and row["backbone"].item() == "pretrained"
             for a in DATASET_AUS[ds]:
-                expected = np.mean([f[f"AU{a:02d}"] for f in folds])
-                assert mean_row[f"AU{a}"].item() == pytest.approx(expected)
-                assert flat[f"{ds}_{protocol}_AU{a:02d}"] == pytest.approx(expected, abs=1e-4)
-            assert flat[f"{ds}_{protocol}_avg"] == pytest.approx(np.mean([f["avg"] for f in folds]), abs=1e-4)
-        baseline = np.mean([written[(ds, "faithful", f)][1]["avg"] for f in (0, 1, 2)])
-        assert flat[f"{ds}_all-present_avg"] == pytest.approx(baseline, abs=1e-4)
-        assert len(table[(table["dataset"] == ds) & (table["protocol"] == "all-present")]) == 4  # 3 folds + mean
+                expected = np.mean([written[(ds, protocol, f, s)][f"AU{a:02d}"] for f in folds for s in seeds])
+                assert row[f"AU{a}"].item() == pytest.approx(expected)
+            avg = np.array([[written[(ds, protocol, f, s)]["avg"] for s in seeds] for f in folds])  # [fold, seed]
+            assert row["avg"].item() == pytest.approx(avg.mean(), abs=1e-4)
+            assert row["sd_seeds"].item() == pytest.approx(avg.mean(axis=0).std(ddof=1), abs=1e-4)  # of fold means
+            assert row["sd_folds"].item() == pytest.approx(avg.mean(axis=1).std(ddof=1), abs=1e-4)  # of seed means
+            assert flat[f"{ds}_{protocol}"] == pytest.approx(
+                {"f1_avg": avg.mean(), "sd_seeds": avg.mean(axis=0).std(ddof=1),
+                 "sd_folds": avg.mean(axis=1).std(ddof=1)}, abs=1e-4)
+        rule = table[(table["dataset"] == ds) & (table["protocol"] == "all-present rule")]
+        assert len(rule) == 1
+        assert rule["avg"].item() == pytest.approx(np.mean([allpos[(ds, f)]["avg"] for f in folds]))
+        assert flat[f"{ds}_all_present_rule"]["f1_avg"] == pytest.approx(rule["avg"].item(), abs=1e-4)
 
-        md = within_domain_markdown(table, ds).splitlines()
-        assert md[0] == "| method | " + " | ".join(f"AU{a}" for a in DATASET_AUS[ds]) + " | avg |"
-        published = [line for line in md if "(published)" in line]
-        assert len(published) == len(PUBLISHED_F1[ds])
-        ours = next(line for line in md if line.startswith("| ours (faithful, 3-fold mean)"))
-        assert ours.endswith(f"| {flat[f'{ds}_faithful_avg']:.1f} |")
-        assert sum(line.startswith("| predict every AU present") for line in md) == 1
+        for published in (True, False):
+            md = within_domain_markdown(table, ds, published).splitlines()
+            assert md[0] == ("| method | " + " | ".join(f"AU{a}" for a in DATASET_AUS[ds])
+                             + " | avg ± sd seeds | sd folds |")
+            assert sum("(published)" in line for line in md) == (len(PUBLISHED_F1[ds]) if published else 0)
+            ours = next(line for line in md if line.startswith("| FG-Net pretrained backbone, faithful (9 runs)"))
+            f = flat[f"{ds}_faithful"]
+            assert f"| {f['f1_avg']:.1f} ± {f['sd_seeds']:.1f} |" in ours
+            assert sum(line.startswith("| predict every AU present (rule)") for line in md) == 1
+
+
+def test_run_folders_are_named_by_spec(tmp_path):
+    from fgnet_core.pipeline.config import RunSpec
+
+    lay = Layout(tmp_path, {**load_params(), "backbone": "scratch"})
+    full, subset = RunSpec("BP4D", 1, "faithful", 2), RunSpec("DISFA", 0, "clean", 0, 150, "scratch")
+    assert lay.run_dir_of(full) == tmp_path / "workspace" / "runs" / "BP4D" / "BP4D_1_faithful_s2_pretrained"
+    assert lay.run_dir_of(subset) == tmp_path / "workspace" / "efficiency" / "DISFA" / "DISFA_0_clean_n150_s0_scratch"
+    assert lay.demo_model == tmp_path / "workspace" / "runs" / "BP4D" / "BP4D_0_clean_s0_scratch" / "best.pt"
 
 
 def test_subset_runs_have_their_own_metrics_files(tmp_path):
@@ -161,82 +188,96 @@ def test_subset_runs_have_their_own_metrics_files(tmp_path):
     assert run_metrics_path(lay, "DISFA", 0, "clean", 150) == lay.metrics_dir / "efficiency" / "DISFA_0_clean_n150.json"
 
 
-def test_within_domain_names_the_missing_metrics_file(tmp_path):
+def test_within_domain_names_the_missing_run_table(tmp_path):
     from fgnet_core.pipeline.evaluate import within_domain
 
-    with pytest.raises(FileNotFoundError, match=r"BP4D_0_faithful\.json: metrics file missing"):
+    with pytest.raises(FileNotFoundError, match=r"train.BP4D\.csv: run table missing; run the stage"):
         within_domain(load_params(), Layout(tmp_path, load_params()))
 
 
 @pytest.mark.slow
 def test_mini_pipeline_from_raw_corpus_to_report(tmp_path):
-    """Every stage's library call on a few procedural faces: prepare -> train -> evaluate -> report."""
+    """Every stage's library call on a few procedural faces: pretrain -> prepare -> train -> evaluate -> report."""
     from fgnet_core.data.synthetic import generate_demo_corpus
 
     params = load_params()
     params["train"].update(epochs=2, iterations=1)
     params["efficiency"]["sizes"]["demo"] = [4, 8]
     params["prepare"]["workers"] = 1
+    params["seeds"] = [0, 1]
+    params["runtime"].update(workers=1, threads=1)
+    params["pretrain"]["corpus"]["faces"] = 40
+    params["pretrain"]["generator"].update(steps=2, batch_size=4)
+    params["pretrain"]["encoder"].update(steps=2, batch_size=4, holdout=8)
     lay = Layout(tmp_path, params)
     generate_demo_corpus(lay.raw_dir, frames_per_subject=8, subjects_per_fold=1, workers=1)
     quiet = lambda *_: None  # noqa: E731
     with torch.backends.mkldnn.flags(enabled=False):  # oneDNN would JIT kernels for each of the many tiny batch shapes
         _run_every_stage(params, lay, quiet)
-        check_entry_point_places_runs_like_the_pipeline(params, lay, quiet)
-    check_report(lay)
+    check_report(params, lay)
 
 
 def _run_every_stage(params: dict, lay: Layout, quiet) -> None:
-    from fgnet_core.pipeline.evaluate import cross_domain, data_efficiency, save_table, within_domain
+    from fgnet_core.pipeline.evaluate import cross_domain, save_table, within_domain
     from fgnet_core.pipeline.prepare import prepare_dataset
+    from fgnet_core.pipeline.pretrain import pretrain_corpus, pretrain_generator
+    from fgnet_core.pipeline.pretrain_encoder import pretrain_encoder
     from fgnet_core.pipeline.report import write_report
-    from fgnet_core.pipeline.runs import publish_run, train_run
+    from fgnet_core.pipeline.train_stage import run_efficiency_stage, run_training_stage
 
+    assert pretrain_corpus(params, lay)["faces"] == 40
+    assert pretrain_generator(params, lay, log=quiet)["steps"] == 2
+    assert pretrain_encoder(params, lay, log=quiet)["steps"] == 2
+    assert lay.checkpoint("stylegan").is_file() and lay.checkpoint("encoder").is_file()
     for ds in params["datasets"]:
         report = prepare_dataset(params, lay, ds, progress=False)
         assert report.aligned >= 12 and report.align_failed <= 2
-        for fold in params["folds"]:
-            publish_run(train_run(params, lay, ds, fold, "faithful", log=quiet), lay,
-                        lay.run_metrics(ds, fold, "faithful"))
-        save_table(*data_efficiency(params, lay, ds, log=quiet), f"efficiency_{ds}", lay)
+        runs = run_training_stage(params, lay, ds, log=quiet)
+        assert len(runs) == 2 * 3 * 2  # protocols x folds x seeds
+        assert set(map(tuple, runs[["protocol", "fold", "seed"]].values)) == {
+            (p, f, s) for p in ("clean", "faithful") for f in (0, 1, 2) for s in (0, 1)}
+        for run in runs["run"]:
+            assert (lay.runs_dir / ds / run / "best.pt").is_file()
+        lines = []  # a rerun finds every run finished (metrics.json matching its spec) and trains nothing
+        stamps = {run: (lay.runs_dir / ds / run / "best.pt").stat().st_mtime_ns for run in runs["run"]}
+        pd.testing.assert_frame_equal(run_training_stage(params, lay, ds, log=lines.append), runs)
+        assert "12 of 12 runs already finished" in lines
+        assert stamps == {run: (lay.runs_dir / ds / run / "best.pt").stat().st_mtime_ns for run in runs["run"]}
+        table = run_efficiency_stage(params, lay, ds, log=quiet)
+        assert sorted(table["size"].unique()) == [4, 8] and len(table) == 2 * 3  # sizes x folds x 1 seed
+        assert (table["train_frames"] <= table["size"]).all()
     save_table(*within_domain(params, lay), "within_domain", lay)
-    save_table(*cross_domain(params, lay, log=quiet), "cross_domain", lay)
+    per_run, table, flat = cross_domain(params, lay, log=quiet)
+    save_table(table, flat, "cross_domain", lay)
+    assert len(per_run) == 2 * 3 * 2 * 2  # sources x folds ('all' on the demo) x seeds x targets
     write_report(params, lay)
 
 
-def check_entry_point_places_runs_like_the_pipeline(params: dict, lay: Layout, quiet) -> None:
-    """The torchrun entry point finds a finished subset run where the pipeline left it and writes the same metrics file."""
-    from fgnet_core.pipeline.runs import run_metrics_path
-    from fgnet_core.training.distributed import DistEnv, ddp_train_run
-
-    eff = params["efficiency"]
-    size = eff["sizes"]["demo"][0]
-    path = run_metrics_path(lay, "DISFA", eff["fold"], eff["protocol"], size)
-    assert path.parent.name == "efficiency" and path.exists()
-    written = json.loads(path.read_text())
-    path.unlink()
-    out = ddp_train_run(params, "DISFA", eff["fold"], eff["protocol"], DistEnv(), size=size, log=quiet, lay=lay)
-    assert out.run_dir == lay.efficiency_dir("DISFA") / out.name  # resumed the finished run: no retraining
-    again = json.loads(path.read_text())
-    assert again.pop("world_size") == 1
-    assert again == written
-    assert not any(lay.runs_dir.glob("*_n*"))
-
-
-def check_report(lay: Layout) -> None:
+def check_report(params: dict, lay: Layout) -> None:
     text = (lay.reports_dir / "README.md").read_text()
     within = json.loads((lay.metrics_dir / "within_domain.json").read_text())
     for ds in ("BP4D", "DISFA"):
         assert f"## Within-domain: {ds}" in text
-        assert f"| ours (faithful, 3-fold mean) |" in text
-        assert f"| {within[f'{ds}_faithful_avg']:.1f} |" in text
+        for protocol in ("clean", "faithful"):
+            w = within[f"{ds}_{protocol}"]
+            assert f"| FG-Net pretrained backbone, {protocol} (6 runs) |" in text
+            assert f"| {w['f1_avg']:.1f} ± {w['sd_seeds']:.1f} |" in text
+        train = json.loads((lay.metrics_dir / "train" / f"{ds}.json").read_text())["f1_avg_over_seeds"]
+        assert set(train) == {"clean", "faithful"} and all(v["n"] == 2 for v in train.values())
+        assert json.loads((lay.metrics_dir / "efficiency" / f"{ds}.json").read_text())["f1_avg_over_seeds"].keys() \
+            == {"4", "8"}
+    assert "(published)" not in text  # demo numbers are never shown beside published ones
     cross = json.loads((lay.metrics_dir / "cross_domain.json").read_text())
-    assert {"BP4D_to_DISFA_avg", "DISFA_to_BP4D_avg", "BP4D_to_BP4D_avg", "DISFA_to_DISFA_avg"} <= set(cross)
+    assert {f"pretrained_{s}_to_{t}" for s in ("BP4D", "DISFA") for t in ("BP4D", "DISFA")} == set(cross)
     assert "## Cross-domain (AUs 1, 2, 4, 6, 12)" in text and "## Data efficiency" in text
     figures = {p.name for p in lay.figures_dir.glob("*.png")}
     assert figures == {"per_au_f1.png", "cross_domain.png", "data_efficiency.png", "training_curves.png",
-                       "examples_bp4d.png", "examples_disfa.png"}
+                       "examples_bp4d.png", "examples_disfa.png", "features_pca.png"}
     for name in figures:
         assert f"(figures/{name})" in text
-    curves = sorted(p.name for p in lay.curves_dir.glob("*.csv") if "_n" not in p.stem)
-    assert curves == sorted(f"{ds}_{f}_faithful.csv" for ds in ("BP4D", "DISFA") for f in (0, 1, 2))
+    for name in ("generator_samples.png", "encoder_inversions.png", "generator_losses.csv", "encoder_losses.csv"):
+        assert (lay.reports_dir / "pretrain" / name).is_file(), name
+    curves = sorted(p.name for p in lay.curves_dir.glob("*.csv"))
+    assert curves == sorted(f"{stage}_{ds}.csv" for stage in ("train", "efficiency") for ds in ("BP4D", "DISFA"))
+    train_curves = pd.read_csv(lay.curves_dir / "train_BP4D.csv")
+    assert len(train_curves.groupby(["protocol", "fold", "seed"])) == 12 and set(train_curves["epoch"]) == {1, 2}

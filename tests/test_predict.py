@@ -168,6 +168,43 @@ def test_missing_models_name_the_file_and_the_fix(tmp_path):
         resolve_model(tmp_path / "nope.pt")
 
 
+def test_demo_model_is_the_pipelines_run_of_the_configured_backbone(tmp_path, tiny_model):
+    """`--model demo` is `Layout.demo_model` under the given root: BP4D fold 0, clean, seed 0, params' backbone."""
+    import shutil
+
+    import yaml
+
+    from fgnet_core.paths import REPO_ROOT
+    from fgnet_core.pipeline.config import Layout, load_params
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["backbone"] = "scratch"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    expected = Layout(tmp_path, load_params(tmp_path / "params.yaml")).demo_model
+    assert expected == tmp_path / "workspace" / "runs" / "BP4D" / "BP4D_0_clean_s0_scratch" / "best.pt"
+    with pytest.raises(ModelNotFoundError, match=r"BP4D_0_clean_s0_scratch.best\.pt.*make demo"):
+        resolve_model("demo", root=tmp_path)
+    expected.parent.mkdir(parents=True)
+    shutil.copyfile(tiny_model, expected)
+    loaded = resolve_model("demo", root=tmp_path)
+    assert loaded.path == expected and loaded.dataset == "BP4D" and loaded.name == "demo"
+
+
+def test_official_files_come_from_the_official_preset_entry(tmp_path):
+    import yaml
+
+    from fgnet_core.paths import REPO_ROOT
+    from fgnet_core.predict.models import official_paths
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["paths"]["checkpoints"]["official"] = {"stylegan": "w/g.pt", "encoder": "w/e.pt"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert official_paths(tmp_path) == {"stylegan": tmp_path / "w" / "g.pt", "encoder": tmp_path / "w" / "e.pt"}
+    assert official_paths(tmp_path / "elsewhere") == {  # no params.yaml: the release's file names
+        "stylegan": tmp_path / "elsewhere" / "checkpoints" / "stylegan2-ffhq-config-f.pt",
+        "encoder": tmp_path / "elsewhere" / "checkpoints" / "encoder.pt"}
+
+
 def test_official_model_needs_its_encoder(tmp_path):
     path = save_fgnet_model(FGNet("tiny"), tmp_path / "disfa_0" / "model.pth")
     with pytest.raises(ModelSpecError, match="--encoder"):

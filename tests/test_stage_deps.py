@@ -89,6 +89,24 @@ class _FakeAlignment:
         return type("Summary", (), {"processed": len(ok), "skipped": 0, "failed": 0, "ok_rels": ok})()
 
 
+def _pretrain_corpus(params, lay):
+    from fgnet_core.pipeline.pretrain import pretrain_corpus
+
+    pretrain_corpus(params, lay)
+
+
+def _pretrain_generator(params, lay):
+    from fgnet_core.pipeline.pretrain import pretrain_generator
+
+    pretrain_generator(params, lay, log=_quiet)
+
+
+def _pretrain_encoder(params, lay):
+    from fgnet_core.pipeline.pretrain_encoder import pretrain_encoder
+
+    pretrain_encoder(params, lay, log=_quiet)
+
+
 def _prepare(params, lay):
     from fgnet_core.pipeline.prepare import prepare_dataset
 
@@ -96,10 +114,9 @@ def _prepare(params, lay):
 
 
 def _train(params, lay):
-    from fgnet_core.pipeline.runs import publish_run, train_run
+    from fgnet_core.pipeline.train_stage import run_training_stage
 
-    for fold in (0, 1, 2):  # the within-domain and report stages read all three
-        publish_run(train_run(params, lay, "BP4D", fold, "faithful", log=_quiet), lay, lay.run_metrics("BP4D", fold, "faithful"))
+    run_training_stage(params, lay, "BP4D", log=_quiet)  # all three folds: the later stages read them
 
 
 def _within_domain(params, lay):
@@ -111,13 +128,20 @@ def _within_domain(params, lay):
 def _cross_domain(params, lay):
     from fgnet_core.pipeline.evaluate import cross_domain, save_table
 
-    save_table(*cross_domain(params, lay, log=_quiet), "cross_domain", lay)
+    per_run, table, flat = cross_domain(params, lay, device=params["runtime"]["device"], log=_quiet)
+    save_table(table, flat, "cross_domain", lay)
 
 
 def _data_efficiency(params, lay):
-    from fgnet_core.pipeline.evaluate import data_efficiency, save_table
+    from fgnet_core.pipeline.train_stage import run_efficiency_stage
 
-    save_table(*data_efficiency(params, lay, "BP4D", log=_quiet), "efficiency_BP4D", lay)
+    run_efficiency_stage(params, lay, "BP4D", log=_quiet)
+
+
+def _compare_backbones(params, lay):
+    from fgnet_core.pipeline.compare import run_comparison
+
+    run_comparison(params, lay, device=params["runtime"]["device"], log=_quiet)
 
 
 def _report(params, lay):
@@ -132,13 +156,16 @@ def _quiet(*_):
 
 # What each stage's notebook calls after `stage_setup`, in pipeline order, on one toy BP4D corpus. A new
 # stage needs an entry here (the test below fails until it has one).
-STAGE_CALLS = {"prepare": _prepare, "train": _train, "within_domain": _within_domain, "cross_domain": _cross_domain,
-               "data_efficiency": _data_efficiency, "report": _report}
+STAGE_CALLS = {"pretrain_corpus": _pretrain_corpus, "pretrain_generator": _pretrain_generator,
+               "pretrain_encoder": _pretrain_encoder, "prepare": _prepare, "train": _train,
+               "within_domain": _within_domain, "cross_domain": _cross_domain, "data_efficiency": _data_efficiency,
+               "compare_backbones": _compare_backbones, "report": _report}
 
 
 @pytest.fixture(scope="module")
-def params_read(tmp_path_factory) -> dict[str, set[str]]:
-    """Stage -> dotted params keys its code read while running on a toy corpus (notebook setup included).
+def toy_pipeline(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
+    """(root, stage -> dotted params keys its code read) after every stage ran on a toy corpus (notebook setup
+    included).
 
     Only BP4D is run: the stages treat each dataset alike, and the DISFA reader takes the same params.
     Validation inside `load_params` is not recorded: it rejects a bad file but cannot change a result.
@@ -154,7 +181,12 @@ def params_read(tmp_path_factory) -> dict[str, set[str]]:
     base["train"].update(epochs=1, iterations=1, batch_size=4)
     base["efficiency"]["sizes"]["demo"] = [4]
     base["prepare"]["workers"] = 1
-    base["runtime"]["threads"] = torch.get_num_threads()
+    base["seeds"] = [0]
+    base["runtime"].update(threads=torch.get_num_threads(), workers=1)
+    base["pretrain"]["corpus"]["faces"] = 80
+    base["pretrain"]["generator"].update(steps=2, batch_size=4)
+    base["pretrain"]["encoder"].update(steps=2, batch_size=4, holdout=8)
+    base["compare"].update(seeds=[0, 1], sizes=[4])  # two seeds: a standard error exists
     _toy_raw_bp4d(Layout(root, base).raw_dir / "BP4D")
 
     reads = {}
@@ -163,19 +195,23 @@ def params_read(tmp_path_factory) -> dict[str, set[str]]:
         for name, call in STAGE_CALLS.items():
             params = ReadRecorder(copy.deepcopy(base))
             mp.setattr(notebook, "load_params", lambda *_a, p=params: p)
-            params, _ = notebook.stage_setup("params.yaml", corpus="demo", preset="tiny", seed=base["seed"])
+            params, _ = notebook.stage_setup("params.yaml")
             call(params, Layout(root, params))
             reads[name] = set(params.reads)
-    return reads
+    return root, reads
+
+
+@pytest.fixture(scope="module")
+def params_read(toy_pipeline) -> dict[str, set[str]]:
+    return toy_pipeline[1]
 
 
 # Read by every stage's setup but not a result: torch's CPU threads in the notebook's process. (Stages whose
 # numerics could depend on it list `runtime` anyway; prepare aligns in worker processes.)
 NOT_RESULTS = {"runtime.threads"}
-# Not reached on the toy corpus, listed by hand: `paths.checkpoints` is read by `runs.build_model` with the
-# official preset only, which needs the official weight files (the train and data_efficiency stages list it).
 
 
+@pytest.mark.slow  # the fixture runs every stage on the toy corpus, the backbone comparison included (~1 min)
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_params_cover_the_keys_its_code_reads(params_read, name):
     assert name in STAGE_CALLS, f"dvc.yaml stage {name} has no entry in STAGE_CALLS to record its params reads"
@@ -187,12 +223,39 @@ def test_stage_params_cover_the_keys_its_code_reads(params_read, name):
     assert not missing, f"dvc.yaml stage {name} reads params its `params:` does not list: {missing}"
 
 
+@pytest.mark.slow
+def test_toy_pipeline_outputs(toy_pipeline):
+    """What the stages left on the toy corpus: pretrained files, one seed's runs, the comparison's claims."""
+    import pandas as pd
+
+    root, _ = toy_pipeline
+    assert json.loads((root / "reports/metrics/pretrain_generator.json").read_text())["steps"] == 2
+    assert json.loads((root / "reports/metrics/pretrain_encoder.json").read_text())["steps"] == 2
+    runs = pd.read_csv(root / "reports/metrics/train/BP4D.csv")
+    assert len(runs) == 2 * 3 and set(runs["seed"]) == {0} and set(runs["backbone"]) == {"pretrained"}
+    compare = root / "reports" / "compare"
+    claims = pd.read_csv(compare / "claims.csv").set_index("claim")
+    assert list(claims.index) == ["within-domain BP4D", "BP4D with 4 training frames"]
+    assert claims["se"].notna().all() and (claims["se"] >= 0).all()  # two seeds per backbone
+    compared = pd.read_csv(compare / "runs.csv")
+    assert len(compared) == 2 * 3 * 2 * 2  # backbones x folds x seeds x (full, size 4)
+    assert set(compared["protocol"]) == {"clean"} and set(compared["seed"]) == {0, 1}
+    assert not (root / "workspace" / "compare").exists()  # scratch runs are removed: the tables are the result
+    readme = (root / "reports" / "README.md").read_text()
+    assert "## The paper's findings on the demo" in readme and "](compare/efficiency.png)" in readme
+
+
 def test_read_recorder_records_dotted_paths():
     p = ReadRecorder({"a": {"b": 1, "c": {"d": 2}}, "e": 3, "f": {"g": 4}})
     assert p["a"]["c"]["d"] == 2 and p.get("missing") is None and dict(p["f"]) == {"g": 4}
     p["e"] = 5  # a write is not a read
     assert p.reads == {"a", "a.c", "a.c.d", "missing", "f", "f.g"}
-    assert missing_params(STAGES["train"], {"train.recipes.tiny.lr", "runtime.device", "corpus"}) == []
+    assert p["e"] == 5 and "e" not in p.reads  # nor is reading back the stage's own value
+    q = p.copy()
+    q["a"] = {"b": 0}
+    assert q["e"] == 5 and q["a"]["b"] == 0 and p.reads == {"a", "a.c", "a.c.d", "missing", "f", "f.g"}
+    assert p["a"]["b"] == 1 and "a.b" in p.reads  # the original still reads the file's value
+    assert missing_params(STAGES["train"], {"train.recipes.tiny.lr", "runtime.device", "seeds"}) == []
     assert missing_params(STAGES["train"], {"evaluation.cross_domain_folds"}) == ["evaluation.cross_domain_folds"]
 
 

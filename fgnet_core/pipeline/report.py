@@ -131,7 +131,8 @@ def write_report(params: dict, lay: Layout) -> Path:
               "![training curves](figures/training_curves.png)", ""]
     parts += [f"![examples {ds}](figures/examples_{ds.lower()}.png)\n" for ds in datasets]
     if params["preset"] == "tiny" and params["backbone"] == "pretrained":
-        scratch = {**params, "backbone": "scratch"}
+        scratch = params.copy()  # shallow: only the backbone differs
+        scratch["backbone"] = "scratch"
         torch.manual_seed(0)
         models = {"pretrained": build_model(params, lay), "scratch": build_model(scratch, lay)}
         figs.feature_pca_figure(models, _demo_faces(params, lay), fig_dir / "features_pca.png")

@@ -1,6 +1,7 @@
 """The one home for `--model demo|bp4d|disfa|PATH`: which file it means, how it loads, which dataset it reads.
 
-* `demo`  -- the model the pipeline trains on the demo corpus (`workspace/runs/BP4D_0_faithful/best.pt`);
+* `demo`  -- the model the pipeline trains on the demo corpus (`Layout.demo_model`: BP4D fold 0, clean, seed 0,
+  the configured backbone, under `workspace/runs/BP4D/`);
 * `bp4d`, `disfa` -- the released FG-Net fold-0 models (`checkpoints/<name>_0/model.pth`) with the StyleGAN2
   and pSp files named in params.yaml `paths.checkpoints`;
 * a PATH -- one of our training checkpoints (format 'fgnet-workspace-training-v1') or an official model.pth
@@ -16,8 +17,6 @@ from fgnet_core.data.au_tables import canonical_dataset, dataset_aus
 from fgnet_core.paths import REPO_ROOT
 from fgnet_core.pipeline.config import Layout
 
-# the pipeline's BP4D fold-0 faithful run, relative to the repository root (layout from pipeline.config)
-DEMO_CHECKPOINT = Layout(Path("."), {}).run_dir("BP4D", 0, "faithful") / "best.pt"
 OFFICIAL_MODELS = {"bp4d": ("BP4D", Path("checkpoints") / "bp4d_0" / "model.pth"),
                    "disfa": ("DISFA", Path("checkpoints") / "disfa_0" / "model.pth")}
 _GET_OFFICIAL = ("download the FG-Net release (model.pth per dataset and fold, plus the StyleGAN2 "
@@ -48,17 +47,35 @@ class LoadedModel:
         return len(self.au_labels)
 
 
+def _root_params(root: Path) -> dict | None:
+    """`root`/params.yaml when it is there and valid, else None."""
+    from fgnet_core.pipeline.config import ParamsError, load_params
+
+    try:
+        return load_params(root / "params.yaml")
+    except ParamsError:
+        return None
+
+
 def official_paths(root: Path | None = None) -> dict[str, Path]:
-    """StyleGAN2 / pSp files named in params.yaml `paths.checkpoints` (defaults when there is no params.yaml)."""
+    """StyleGAN2 / pSp files named in params.yaml `paths.checkpoints.official` (defaults when there is no
+    params.yaml)."""
     root = Path(root) if root else REPO_ROOT
     names = {"stylegan": "checkpoints/stylegan2-ffhq-config-f.pt", "encoder": "checkpoints/encoder.pt"}
+    params = _root_params(root)
     try:
-        from fgnet_core.pipeline.config import ParamsError, load_params
-
-        names.update(load_params(root / "params.yaml")["paths"]["checkpoints"])
-    except (ParamsError, KeyError, TypeError, ImportError):
+        names.update(params["paths"]["checkpoints"]["official"])
+    except (KeyError, TypeError):
         pass
     return {key: root / value for key, value in names.items()}
+
+
+def demo_checkpoint(root: Path | None = None) -> Path:
+    """The pipeline's demo model under `root` (`Layout.demo_model`, with the backbone of `root`/params.yaml;
+    `pretrained` when there is none)."""
+    root = Path(root) if root else REPO_ROOT
+    params = _root_params(root) or {"backbone": "pretrained"}
+    return Layout(root, params).demo_model
 
 
 def _need(path: Path, what: str, how: str) -> Path:
@@ -87,7 +104,7 @@ def resolve_model(spec: str | Path = "demo", *, stylegan: str | Path | None = No
     root = Path(root) if root else REPO_ROOT
     key = str(spec).lower()
     if key == "demo":
-        path = _need(root / DEMO_CHECKPOINT, "demo model",
+        path = _need(demo_checkpoint(root), "demo model",
                      "run `make demo` (the pipeline trains it), or pass --model PATH")
         loaded = _load_training(path, dataset, "demo")
     elif key in OFFICIAL_MODELS:
