@@ -339,3 +339,25 @@ def test_sigterm_keeps_a_partial_csv(tiny_model, media, tmp_path):
     assert proc.returncode == 130 and "--resume" in err
     rows = pd.read_csv(partial)
     assert 2 <= len(rows) < 40 and (rows["status"] == "ok").all()
+
+
+# ----------------------------------------------------------------------------------------------
+# Output for analysis
+
+
+def test_parquet_and_openface_columns(tiny_model, media, tmp_path):
+    out = tmp_path / "r.parquet"
+    code, _ = _cli(["predict", str(media["face"]), str(media["cat"]), "--out", str(out), "--model", str(tiny_model),
+                    "--openface-columns", "--no-progress"])
+    assert code == 0 and not Path(f"{out}.partial").exists()
+    table = pd.read_parquet(out)
+    presence = [f"{a}_c" for a in BP4D_AUS]
+    assert list(table.columns) == result_columns(BP4D_AUS, openface=True)
+    assert presence[0] in table.columns and "AU01" not in table.columns
+    assert table["status"].tolist() == ["ok", "no_face"]
+    scores = table.loc[0, [f"{a}_score" for a in BP4D_AUS]].to_numpy(float)
+    assert table.loc[0, presence].astype(int).tolist() == [int(s > 0) for s in scores]
+    csv_out = tmp_path / "r.txt"
+    assert _cli(["predict", str(media["face"]), "--out", str(csv_out), "--format", "csv", "--model",
+                 str(tiny_model), "--no-progress"])[0] == 0
+    assert list(pd.read_csv(csv_out).columns) == result_columns(BP4D_AUS)
