@@ -20,8 +20,8 @@ from fgnet_core.pipeline.config import Layout
 DEMO_CHECKPOINT = Layout(Path("."), {}).run_dir("BP4D", 0, "faithful") / "best.pt"
 OFFICIAL_MODELS = {"bp4d": ("BP4D", Path("checkpoints") / "bp4d_0" / "model.pth"),
                    "disfa": ("DISFA", Path("checkpoints") / "disfa_0" / "model.pth")}
-_GET_OFFICIAL = ("download the FG-Net release (model.pth per dataset and fold, plus the StyleGAN2 "
-                 "'stylegan2-ffhq-config-f.pt' and pSp 'encoder.pt' files) into checkpoints/ as the README describes")
+_GET_OFFICIAL = ("run `fgnet weights download --for bp4d` (or --for disfa): it fetches the FG-Net model.pth and the "
+                 "pSp 'encoder.pt' into checkpoints/ (`fgnet weights list` says where to place them by hand)")
 
 
 class ModelNotFoundError(FileNotFoundError):
