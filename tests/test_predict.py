@@ -361,3 +361,64 @@ def test_parquet_and_openface_columns(tiny_model, media, tmp_path):
     assert _cli(["predict", str(media["face"]), "--out", str(csv_out), "--format", "csv", "--model",
                  str(tiny_model), "--no-progress"])[0] == 0
     assert list(pd.read_csv(csv_out).columns) == result_columns(BP4D_AUS)
+
+
+# ----------------------------------------------------------------------------------------------
+# Speed: tracking between detections, workers
+
+
+def test_tracking_follows_the_face_and_loses_it_on_blank_frames(media):
+    from fgnet_core.data.align import FaceAligner, NoFaceError
+    from fgnet_core.data.face_tracking import FaceTracker
+
+    aligner = FaceAligner()
+    tracker = FaceTracker(aligner, detect_every=100)
+    cap = cv2.VideoCapture(str(media["video"]))
+    statuses, drift = [], []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:
+            tracked = tracker.align(rgb)
+            statuses.append("ok")
+            direct = aligner.align(rgb, second_pass=False)
+            drift.append(np.abs(tracked.source_landmarks - direct.source_landmarks).mean())
+        except NoFaceError:
+            statuses.append("no_face")
+    cap.release()
+    assert [i for i, s in enumerate(statuses) if s == "no_face"] == list(BLANK_FRAMES)
+    assert tracker.detections < tracker.frames  # detected only when it had to (start, after each blank)
+    assert np.mean(drift) < 2.0  # px, against detecting on every frame
+
+
+def test_workers_and_tracking_give_the_same_rows(tiny_model, media, tmp_path, monkeypatch):
+    import fgnet_core.data.frame_source as frame_source
+
+    monkeypatch.setattr(frame_source, "VIDEO_CHUNK", 3)  # the 7-frame video in three stretches
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    for i in range(3):
+        Image.open(media["face"]).save(folder / f"{i}.jpg")
+    Image.open(media["cat"]).save(folder / "3.jpg")
+    (folder / "4.jpg").write_text("not an image")
+    inputs = [folder, media["video"]]
+    reference = predict(inputs, str(tiny_model), detect_every=1, progress=False)
+    parallel = predict(inputs, str(tiny_model), detect_every=5, workers=2, progress=False)
+    assert parallel["source"].tolist() == reference["source"].tolist()
+    assert parallel["frame"].tolist() == reference["frame"].tolist()
+    assert parallel["status"].tolist() == reference["status"].tolist()
+    scores = [f"{a}_score" for a in BP4D_AUS]
+    ok = reference["status"] == "ok"
+    assert np.abs(parallel.loc[ok, scores].to_numpy(float) - reference.loc[ok, scores].to_numpy(float)).max() < 0.05
+    assert parallel.attrs["errors"] == reference.attrs["errors"] and len(reference.attrs["errors"]) == 1
+
+    face = np.asarray(Image.open(media["face"]))
+    full = _write_mkv(tmp_path / "full.mkv", face, 12)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    inline = predict([cut], str(tiny_model), progress=False)
+    chunked = predict([cut], str(tiny_model), workers=2, progress=False)
+    assert chunked["frame"].tolist() == inline["frame"].tolist() and chunked["status"].iloc[-1] == "error"
+    assert len(chunked.attrs["errors"]) == 1 and "truncated" in chunked.attrs["errors"][0][1]

@@ -44,6 +44,16 @@ def register(subparsers) -> None:
                              "(every frame annotated, beside its heatmap grid)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="faces per model call (default 8)")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="score every N-th video frame (default 1)")
+    parser.add_argument("--detect-every", type=int, default=10, metavar="N",
+                        help="videos: run the face detector on the whole frame every N frames and follow the face "
+                             "in between (re-detecting when it is lost or jumps); 1 detects on every frame "
+                             "(default 10)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes that decode and align frames while this one runs the model (default 1: "
+                             "all in this process)")
+    parser.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2],
+                        help="dlib detector upsampling (default 1, as the training data; 0 is ~4x faster and "
+                             "finds faces above ~80 px)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--detect-max-side", type=int, default=1024, metavar="N",
                         help="detect faces on a copy shrunk to this longer side (0: full size; default 1024)")
@@ -63,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         return _error("--batch-size must be at least 1")
     if args.every < 1:
         return _error("--every must be at least 1")
+    if args.detect_every < 1 or args.workers < 1:
+        return _error("--detect-every and --workers must be at least 1")
     out = Path(args.out)
     if out.is_dir():
         return _error(f"--out {out}: is a folder; give the CSV file to write")
@@ -73,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from fgnet_core.predict.run import collect_sources, refuse_overwriting_inputs
 
     try:
-        refuse_overwriting_inputs(out, collect_sources(args.inputs))
+        refuse_overwriting_inputs(out, collect_sources(args.inputs, exclude=[args.overlays] if args.overlays else ()))
         if partial_path(out).exists() and not args.resume:
             raise ResultsFileError(f"{partial_path(out)}: holds the rows of an interrupted run; pass --resume to "
                                    "continue it, or delete it to start over")
@@ -89,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         table = predict(args.inputs, model, batch_size=args.batch_size, overlays_dir=args.overlays,
                         progress=not args.no_progress, every_n_frames=args.every, device=args.device,
                         detect_max_side=args.detect_max_side or None, out=out, fmt=args.fmt, resume=args.resume,
-                        openface_columns=args.openface_columns, error_prefix="fgnet predict: error: ")
+                        openface_columns=args.openface_columns, detect_every=args.detect_every,
+                        workers=args.workers, upsample=args.upsample, error_prefix="fgnet predict: error: ")
     except FileNotFoundError as exc:  # the dlib landmark model
         return _error(str(exc))
     except ResultsFileError as exc:

@@ -194,6 +194,15 @@ def _detect(image_rgb: np.ndarray, predictor_path=None, upsample: int = 1, max_s
     return (rect.left(), rect.top(), rect.right(), rect.bottom()), points
 
 
+def landmarks_in_box(image_rgb: np.ndarray, box, predictor_path=None) -> np.ndarray:
+    """dlib's 68 landmarks [68, 2] float32 for a given face box (left, top, right, bottom): no detection."""
+    import dlib
+
+    _, predictor = _dlib_models(predictor_path)
+    shape = predictor(image_rgb, dlib.rectangle(*(int(round(v)) for v in box)))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
 def detect_landmarks(image_rgb, predictor_path=None, upsample: int = 1,
                      max_side: int | None = None) -> np.ndarray | None:
     """The dlib step alone: [68, 2] float32 (x, y) of the largest face, or None when there is none."""
@@ -317,22 +326,35 @@ class FaceAligner:
         self.detect_max_side = detect_max_side
         _dlib_models(predictor_path)  # load now: fail early, and keep per-image timing honest
 
-    def align(self, image) -> AlignedFace:
-        """Align the largest face of an RGB uint8 [H, W, 3] array (or an image path)."""
+    def align(self, image, second_pass: bool = True) -> AlignedFace:
+        """Align the largest face of an RGB uint8 [H, W, 3] array (or an image path).
+
+        second_pass=False skips dlib on the aligned face (a second detection, ~20 ms): `landmarks` are then
+        the input landmarks mapped into the aligned frame, enough to draw, not what training data holds.
+        """
         rgb = _as_rgb_array(image)
         found = _detect(rgb, self.predictor_path, self.upsample, self.detect_max_side)
         if found is None:
             where = f"{image}: " if isinstance(image, (str, Path)) else ""
             raise NoFaceError(f"{where}no face detected")
         box, source_landmarks = found
+        return self.align_landmarks(rgb, box, source_landmarks, second_pass,
+                                    where=f"{image}: " if isinstance(image, (str, Path)) else "")
+
+    def align_landmarks(self, rgb: np.ndarray, box, source_landmarks: np.ndarray, second_pass: bool = True,
+                        where: str = "") -> AlignedFace:
+        """Align given the face box and [68, 2] landmarks in `rgb` (from a detection or a tracker)."""
         aligned, quad = self.warp(rgb, source_landmarks)
-        again = _detect(aligned, self.predictor_path, self.upsample)
-        if again is None:
-            where = f"{image}: " if isinstance(image, (str, Path)) else ""
-            raise NoFaceError(f"{where}no face detected in the aligned image")
-        return AlignedFace(image=aligned, landmarks=again[1], source_landmarks=source_landmarks,
-                           box=tuple(int(v) for v in box), quad=quad,
-                           matrix=invert_affine(quad_matrix(quad, self.output_size)))
+        to_output = invert_affine(quad_matrix(quad, self.output_size))  # input (x, y) -> output (x, y)
+        if second_pass:
+            again = _detect(aligned, self.predictor_path, self.upsample)
+            if again is None:
+                raise NoFaceError(f"{where}no face detected in the aligned image")
+            landmarks = again[1]
+        else:
+            landmarks = apply_affine(to_output, source_landmarks).astype(np.float32)
+        return AlignedFace(image=aligned, landmarks=landmarks, source_landmarks=source_landmarks,
+                           box=tuple(int(v) for v in box), quad=quad, matrix=to_output)
 
     def warp(self, rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crop + align given [68, 2] landmarks -> ([S, S, 3] uint8, quad [4, 2])."""

@@ -1,24 +1,27 @@
 """`predict`: AU presence and heatmap-mean scores for images, folders and videos, one row per frame.
 
 Every frame is aligned like the training data (`FaceAligner`: the largest face, FFHQ-style, 256 px), so
-one face per frame is scored, as in the official FG-Net code. Aligned faces are batched through the
-model; a frame without a face gives a `no_face` row, an input that cannot be read gives an `error` row
+one face per frame is scored, as in the official FG-Net code; in videos the face is detected every
+`detect_every` frames and followed in between (`FaceTracker`). Decoding and alignment run inline or in
+`workers` processes (`data/frame_source.py`); aligned faces are batched through the model here; a frame without a face gives a `no_face` row, an input that cannot be read gives an `error` row
 and one line on stderr, and the run goes on with the next input. A video that ends before the frame count
 its container declares (truncated) gets an `error` row at the first missing frame. With `out`, rows are
 written as they are scored (see `results.py`), so an interrupted run keeps them and `resume` continues it.
 """
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 
+from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
+    InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
+)
 from fgnet_core.predict.models import LoadedModel, resolve_model
 
 HEAD_COLUMNS = ["source", "frame", "time_s", "x0", "y0", "x1", "y1", "status"]
@@ -35,111 +38,6 @@ def result_columns(au_labels: list[str], openface: bool = False) -> list[str]:
     """The results table's columns, in order: head, presence per AU, score per AU, model and dataset."""
     return [*HEAD_COLUMNS, *[presence_column(label, openface) for label in au_labels],
             *[f"{label}_score" for label in au_labels], *TAIL_COLUMNS]
-
-
-class InputError(Exception):
-    """An input that cannot be read at all (missing, not an image, a video with no decodable frame)."""
-
-    frame: int | None = None
-
-
-class TruncatedVideo(InputError):
-    """A video whose frames end before the count its container declares; `frame` is the first missing one."""
-
-    def __init__(self, message: str, frame: int):
-        super().__init__(message)
-        self.frame = frame
-
-
-@dataclass
-class Source:
-    path: Path
-    kind: str   # 'image' | 'video' | 'error' (a path that gave no input at all)
-    name: str   # overlay name, unique in the run: file stem, or <folder>/<relative path without suffix>
-    error: str = ""
-
-
-def collect_sources(paths: Iterable[str | Path]) -> list[Source]:
-    """Files and folders (searched recursively, hidden entries skipped) -> sources in the order given."""
-    from fgnet_core.data.align_batch import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    sources, used = [], set()
-
-    def add(path: Path, name: str) -> None:
-        unique, k = name, 2
-        while unique in used:
-            unique, k = f"{name}_{k}", k + 1
-        used.add(unique)
-        sources.append(Source(path, "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image", unique))
-
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            found = [f for f in sorted(path.rglob("*"))
-                     if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-                     and not any(part.startswith(".") for part in f.relative_to(path).parts)]
-            if not found:
-                sources.append(Source(path, "error", "", "folder holds no images or videos"))
-            for f in found:
-                add(f, (Path(path.resolve().name or "input") / f.relative_to(path).with_suffix("")).as_posix())
-        elif path.is_file():
-            add(path, path.stem)
-        else:
-            sources.append(Source(path, "error", "", "no such file or folder"))
-    return sources
-
-
-def _video_frames(path: Path, every: int) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, time in s, RGB [H, W, 3]) of every `every`-th frame; InputError when nothing decodes."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise InputError("cannot open video (unsupported or corrupt file)")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        index, decoded = 0, 0
-        while True:
-            if index % every:
-                if not cap.grab():
-                    break
-            else:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                decoded += 1
-                yield index, (index / fps if fps > 0 else math.nan), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            index += 1
-        if decoded == 0:
-            raise InputError("video has no decodable frame")
-        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if index < declared:
-            raise TruncatedVideo(f"video ends after frame {index - 1} of the {declared} its container declares "
-                                 f"(truncated or corrupt); frames {index}-{declared - 1} were not scored", index)
-    finally:
-        cap.release()
-
-
-def _frames(source: Source, every: int) -> Iterator[tuple[int, float, np.ndarray]]:
-    if source.kind == "error":
-        raise InputError(source.error)
-    if source.kind == "video":
-        yield from _video_frames(source.path, every)
-        return
-    from fgnet_core.data.align import ImageLoadError, load_image_rgb
-
-    try:
-        rgb = load_image_rgb(source.path)
-    except ImageLoadError as exc:
-        raise InputError(str(exc).removeprefix(f"{source.path}: ")) from None
-    yield 0, math.nan, rgb
-
-
-def _frame_estimate(sources: list[Source], every: int) -> int:
-    from fgnet_core.data.align_batch import video_frame_count
-
-    return sum(-(-video_frame_count(s.path) // every) if s.kind == "video" else int(s.kind == "image")
-               for s in sources)
 
 
 @dataclass
@@ -213,25 +111,28 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
             every_n_frames: int = 1, stylegan=None, encoder=None, dataset: str | None = None,
             device: str = "cpu", detect_max_side: int | None = 1024, aligner=None,
             error_prefix: str = "predict: error: ", out: str | Path | None = None, fmt: str | None = None,
-            resume: bool = False, openface_columns: bool = False) -> pd.DataFrame:
+            resume: bool = False, openface_columns: bool = False, detect_every: int = 10, workers: int = 1,
+            upsample: int = 1) -> pd.DataFrame:
     """Score every frame of `paths` (images, folders, videos) -> DataFrame with `result_columns` (see module doc).
 
     `df.attrs["errors"]` lists (path, message) of the inputs that could not be read. `detect_max_side`
     shrinks large frames for face detection only (landmarks still use the full frame); None = full size.
     `out` writes the table as it goes (`fmt` 'csv' | 'parquet', default from the suffix); `resume` keeps the
     rows of an interrupted run there and skips their frames. `openface_columns` names presence `AU01_c`.
+    `detect_every` (videos): run the face detector every N frames and follow the landmarks in between
+    (1: detect on every frame). `workers` > 1 decodes and aligns in that many processes. `aligner`
+    (an object with `align(rgb)`) replaces the default FaceAligner and runs inline.
     Raises ResultsFileError (a ValueError) when `out` is one of the inputs or a run to resume is in the way.
     """
     from tqdm import tqdm
 
-    from fgnet_core.data.align import FaceAligner, NoFaceError
     from fgnet_core.predict.results import ResultsFileError, ResultsWriter
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if batch_size < 1 or every_n_frames < 1:
         raise ValueError("batch_size and every_n_frames must be at least 1")
-    sources, errors = collect_sources(paths), []
+    sources, errors = collect_sources(paths, exclude=[overlays_dir] if overlays_dir is not None else ()), []
     if out is not None:
         refuse_overwriting_inputs(out, sources)
     loaded = model if isinstance(model, LoadedModel) else resolve_model(
@@ -246,7 +147,7 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
     overlays = Path(overlays_dir) if overlays_dir is not None else None
     if overlays is not None:
         overlays.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=_frame_estimate(sources, every_n_frames), initial=len(done), unit="frame", desc="predict",
+    bar = tqdm(total=frame_estimate(sources, every_n_frames), initial=len(done), unit="frame", desc="predict",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     def report(path, message: str) -> None:
@@ -254,55 +155,54 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
 
     runner = _Runner(loaded, batch_size, overlays, device, openface_columns, writer)
     base = {"model": loaded.name, "dataset": loaded.dataset}
-    aligner = aligner or FaceAligner(detect_max_side=detect_max_side)
+    options = {"detect_max_side": detect_max_side, "upsample": upsample}
+    events = aligned_frames(sources, every_n_frames, detect_every=detect_every, workers=workers,
+                            aligner=aligner, aligner_options=options, done=frozenset(done))
+    decoded = None  # the input frames of the current video, decoded again here for its overlay video
     try:
-        for source in sources:
-            try:
-                for frame, time_s, rgb in _frames(source, every_n_frames):
-                    if (str(source.path), frame) in done:
-                        continue  # scored by the run being resumed
-                    if overlays is not None and source.kind == "video" and runner.video is None:
-                        from fgnet_core.predict.overlays import VideoOverlay, grid_shape
-
-                        fps = _fps(source.path)
-                        runner.video = VideoOverlay(overlays / f"{source.name}.mp4", fps / every_n_frames,
-                                                    grid_shape(loaded.n_aus, title=True))
-                    row = {"source": str(source.path), "frame": frame, "time_s": time_s, **base}
-                    try:
-                        face = aligner.align(rgb)
-                        x0, y0, x1, y1 = face.box
-                        row.update(status="ok", x0=x0, y0=y0, x1=x1, y1=y1)
-                    except NoFaceError:
-                        face = None
-                        row["status"] = "no_face"
-                    except Exception as exc:  # AlignmentError, or a frame dlib/OpenCV choke on
-                        face = None
-                        row["status"] = "error"
-                        report(source.path, f"frame {frame}: {exc}")
-                    runner.pending.append(_Pending(row, face, rgb if runner.video is not None else None, source))
-                    faces = sum(p.face is not None for p in runner.pending)
-                    if faces >= batch_size or len(runner.pending) >= 4 * batch_size:  # bound memory when faceless
-                        runner.flush()
-                    bar.update(1)
+        for kind, index, item in events:
+            source = sources[index]
+            if kind == "end":
+                if item is not None:
+                    report(source.path, str(item))
+                    errors.append((str(source.path), str(item)))
+                    row = {"source": str(source.path), "frame": item.frame, "status": "error", **base}
+                    runner.pending.append(_Pending(row, None, None, source))
                 if source.kind == "video":
                     runner.flush()  # before its overlay video closes; images batch across inputs
-            except InputError as exc:
-                report(source.path, str(exc))
-                errors.append((str(source.path), str(exc)))
-                row = {"source": str(source.path), "frame": exc.frame, "status": "error", **base}
-                runner.pending.append(_Pending(row, None, None, source))
-                if source.kind == "video":
-                    runner.flush()
-            finally:
-                if runner.video is not None:
-                    runner.video.close()
-                    runner.video = None
+                    if runner.video is not None:
+                        runner.video.close()
+                        runner.video, decoded = None, None
+                continue
+            if overlays is not None and source.kind == "video" and runner.video is None:
+                from fgnet_core.predict.overlays import VideoOverlay, grid_shape
+
+                runner.video = VideoOverlay(overlays / f"{source.name}.mp4", _fps(source.path) / every_n_frames,
+                                            grid_shape(loaded.n_aus, title=True))
+                decoded = video_frames(source.path, every_n_frames, declared_check=False)
+            rgb = _frame_at(decoded, item.frame) if decoded is not None else None
+            row = {"source": str(source.path), "frame": item.frame, "time_s": item.time_s, "status": item.status,
+                   **base}
+            if item.status == "ok":
+                row.update(zip(("x0", "y0", "x1", "y1"), item.face.box))
+            elif item.status == "error":
+                report(source.path, f"frame {item.frame}: {item.message}")
+            runner.pending.append(_Pending(row, item.face, rgb, source))
+            faces = sum(p.face is not None for p in runner.pending)
+            if faces >= batch_size or len(runner.pending) >= 4 * batch_size:  # bound memory when faceless
+                runner.flush()
+            bar.update(1)
         runner.flush()
+        if runner.video is not None:
+            runner.video.close()
     except BaseException:
         if writer is not None:
             writer.close()  # what was scored stays in <out>.partial for --resume
+        if runner.video is not None:
+            runner.video.close()
         raise
     finally:
+        events.close()  # stops the worker processes now, not at garbage collection
         bar.close()
     new = pd.DataFrame(runner.rows, columns=columns)
     table = _typed(pd.concat([kept, new], ignore_index=True) if len(kept) else new, loaded.au_labels,
@@ -337,6 +237,16 @@ def _rewrite_partial(writer, table: pd.DataFrame) -> None:
     tmp = writer.partial.with_name(f".{writer.partial.name}.{os.getpid()}.tmp")
     table.to_csv(tmp, index=False, float_format="%.6g")
     os.replace(tmp, writer.partial)
+
+
+def _frame_at(decoded, frame: int) -> np.ndarray | None:
+    """Advance a `video_frames` generator to `frame` -> its RGB, or None past the end."""
+    for index, _, rgb in decoded:
+        if index == frame:
+            return rgb
+        if index > frame:
+            return None
+    return None
 
 
 def _fps(path: Path) -> float:
