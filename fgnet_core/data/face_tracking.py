@@ -47,7 +47,7 @@ class FaceTracker:
     def _detect(self, rgb: np.ndarray):
         a = self.aligner
         self.detections += 1
-        found = _detect(rgb, a.predictor_path, a.upsample, a.detect_max_side)
+        found = _detect(rgb, a.predictor_path, a.upsample, a.detect_max_side, a.coarse_first)
         self.since_detection = 0
         if found is None:
             self.reset()

@@ -155,7 +155,7 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
 
     runner = _Runner(loaded, batch_size, overlays, device, openface_columns, writer)
     base = {"model": loaded.name, "dataset": loaded.dataset}
-    options = {"detect_max_side": detect_max_side, "upsample": upsample}
+    options = {"detect_max_side": detect_max_side, "upsample": upsample, "coarse_first": True}
     events = aligned_frames(sources, every_n_frames, detect_every=detect_every, workers=workers,
                             aligner=aligner, aligner_options=options, done=frozenset(done))
     decoded = None  # the input frames of the current video, decoded again here for its overlay video
