@@ -81,17 +81,29 @@ def tiny_model(path: Path) -> Path:
     return save_training_checkpoint(path, FGNet("tiny"), params={"dataset": "BP4D"})
 
 
-def timed(inputs, model, **kwargs) -> float:
+def _cpu() -> float:
+    t = os.times()  # this process and its finished children (the worker pool is joined when predict returns)
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def timed(inputs, model, **kwargs) -> tuple[float, float]:
+    """(wall s, CPU s of all processes) of one predict call."""
     from fgnet_core.predict import predict
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     predict(inputs, model, progress=False, **kwargs)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _cpu() - c0
 
 
-def steady(short, long, n: int, model, **kwargs) -> float:
-    """frames/s with start-up cancelled: n more frames in `long` than in `short`."""
-    return n / (timed(long, model, **kwargs) - timed(short, model, **kwargs))
+def steady(short, long, n: int, model, **kwargs) -> tuple[float, float]:
+    """(frames/s wall, CPU ms per frame) with start-up cancelled: n more frames in `long` than in `short`."""
+    (w0, c0), (w1, c1) = timed(short, model, **kwargs), timed(long, model, **kwargs)
+    return n / (w1 - w0), 1000 * (c1 - c0) / n
+
+
+def _line(what: str, result: tuple[float, float], unit: str = "frames/s") -> str:
+    fps, cpu_ms = result
+    return f"{what}: {fps:.1f} {unit} wall; {cpu_ms:.1f} CPU ms per frame (= {1000 / cpu_ms:.1f} {unit} per idle core)"
 
 
 def drift(video: Path, detect_every: int) -> tuple[float, float, int, int]:
@@ -101,7 +113,7 @@ def drift(video: Path, detect_every: int) -> tuple[float, float, int, int]:
     from fgnet_core.data.align import FaceAligner, NoFaceError
     from fgnet_core.data.face_tracking import FaceTracker
 
-    aligner = FaceAligner(detect_max_side=1024)
+    aligner = FaceAligner(detect_max_side=1024, coarse_first=True)  # the detector as predict runs it
     tracker = FaceTracker(aligner, detect_every)
     cap = cv2.VideoCapture(str(video))
     errors = []
@@ -146,20 +158,22 @@ def main() -> None:
         short, long = write_video(tmp / "short.mp4", n, faces[0]), write_video(tmp / "long.mp4", 2 * n, faces[0])
         photos_short = write_photos(tmp / "photos_short", args.photos, faces)
         photos_long = write_photos(tmp / "photos_long", 2 * args.photos, faces)
-        print(f"start-up (fgnet predict, one image, wall): {startup(model, photos_short / '000.jpg', tmp / 's.csv'):.2f} s")
+        print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        seconds = startup(model, photos_short / "000.jpg", tmp / "s.csv")
+        print(f"start-up (fgnet predict, one image, wall): {seconds:.2f} s")
         for workers in (1, 2):
-            fps = steady([photos_short], [photos_long], args.photos, model, workers=workers)
-            print(f"photos 640x480, {workers} worker(s): {fps:.1f} images/s")
+            result = steady([photos_short], [photos_long], args.photos, model, workers=workers)
+            print(_line(f"photos 640x480, {workers} worker(s)", result, "images/s"))
         for workers in (1, 2):
             for detect_every in ((10, 1) if not args.skip_slow else (10,)):
                 frames = n if detect_every > 1 else max(20, n // 4)
                 s, l = (short, long) if detect_every > 1 else (write_video(tmp / "s1.mp4", frames, faces[0]),
                                                                 write_video(tmp / "l1.mp4", 2 * frames, faces[0]))
-                fps = steady([s], [l], frames, model, workers=workers, detect_every=detect_every)
+                result = steady([s], [l], frames, model, workers=workers, detect_every=detect_every)
                 label = f"tracking (detect every {detect_every})" if detect_every > 1 else "detection every frame"
-                print(f"video 640x480, {workers} worker(s), {label}, no overlays: {fps:.1f} frames/s")
-            fps = steady([short], [long], n, model, workers=workers, detect_every=10, overlays_dir=tmp / "ov")
-            print(f"video 640x480, {workers} worker(s), tracking (detect every 10), overlays: {fps:.1f} frames/s")
+                print(_line(f"video 640x480, {workers} worker(s), {label}, no overlays", result))
+            result = steady([short], [long], n, model, workers=workers, detect_every=10, overlays_dir=tmp / "ov")
+            print(_line(f"video 640x480, {workers} worker(s), tracking (detect every 10), overlays", result))
         mean, p95, detections, frames = drift(short, 10)
         print(f"tracking drift vs per-frame detection (synthetic 640x480 video): mean {mean:.2f} px, "
               f"95th percentile {p95:.2f} px; {detections} detections in {frames} frames")
