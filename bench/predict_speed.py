@@ -8,7 +8,9 @@ loading, spawning workers) cancels out; start-up is the wall time of `fgnet pred
 The model is the `tiny` preset, seeded and untrained (its speed does not depend on its weights).
 Media are made here from real photos available offline: a face moving, turning a little and changing
 size over a 640x480 background (mp4), and photos of faces at 640x480. Set OMP_NUM_THREADS=1 and run
-on an otherwise idle machine; numbers go to stdout.
+on an otherwise idle machine; numbers go to stdout. On a shared machine the wall-clock rates swing with
+the other load; the CPU time per frame (all processes) does not, and 1000 / it is the rate one idle core
+gives.
 """
 from __future__ import annotations
 
