@@ -217,7 +217,8 @@ def _fgnet_preset(g_cfg: dict, e_cfg: dict, interp_state: dict, path: Path, heat
 
 
 def load_fgnet(model_pth: str | os.PathLike, stylegan: str | os.PathLike | None = None,
-               encoder: str | os.PathLike | None = None, heatmap_size: int = 128) -> FGNet:
+               encoder: str | os.PathLike | None = None, heatmap_size: int = 128,
+               allow_non_finite: bool = False) -> FGNet:
     """FG-Net `model.pth` (+ the StyleGAN2 and pSp files it was trained from) -> FGNet (eval).
 
     As in the official code, the StyleGAN2 and pSp weights are loaded first and then overridden by
@@ -245,6 +246,8 @@ def load_fgnet(model_pth: str | os.PathLike, stylegan: str | os.PathLike | None 
     load_state_strict(net.interpreter, ckpt["interpreter"], model_pth, "interpreter")
     load_state_strict(net.generator, ckpt["g_all"], model_pth, "g_all")
     load_state_strict(net.encoder.encoder, ckpt["pspencoder"], model_pth, "pspencoder")
+    if not allow_non_finite:
+        require_finite(net, model_pth)
     return net.float().eval()
 
 
@@ -304,22 +307,46 @@ def save_training_checkpoint(path, model: FGNet, optimizer: torch.optim.Optimize
     return atomic_save(obj, path)
 
 
-def load_training_checkpoint(path, model: FGNet | None = None,
-                             optimizer: torch.optim.Optimizer | None = None) -> tuple[FGNet, dict]:
+def load_training_checkpoint(path, model: FGNet | None = None, optimizer: torch.optim.Optimizer | None = None,
+                             allow_non_finite: bool = False) -> tuple[FGNet, dict]:
     """-> (model with weights loaded, the checkpoint dict). Builds the model from its stored preset
-    when `model` is None; restores `optimizer` state when given."""
+    when `model` is None; restores `optimizer` state when given. Weights holding NaN or inf (a diverged
+    run) are refused unless `allow_non_finite`: they would score every AU as absent without a word."""
     path = Path(path)
     ckpt = read_checkpoint(path, "training checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != TRAINING_FORMAT:
         raise CheckpointError(f"{path}: not an fgnet-workspace training checkpoint; the file is {_describe_kind(ckpt)}")
     if model is None:
-        model = FGNet(ModelPreset.from_dict(ckpt["preset"]))
+        model = _model_from_preset(ckpt.get("preset"), path)
     load_state_strict(model, ckpt["model"], path, "model")
+    if not allow_non_finite:
+        require_finite(model, path)
     if optimizer is not None:
         if ckpt.get("optimizer") is None:
             raise CheckpointError(f"{path}: holds no optimizer state to resume from")
         optimizer.load_state_dict(ckpt["optimizer"])
     return model, ckpt
+
+
+def _model_from_preset(preset: Any, path: Path) -> FGNet:
+    """FGNet from a stored preset dict, or CheckpointError naming the file (not a traceback)."""
+    if not isinstance(preset, dict):
+        raise CheckpointError(f"{path}: the training checkpoint holds no model preset (found "
+                              f"{type(preset).__name__})")
+    try:
+        return FGNet(ModelPreset.from_dict(preset))
+    except Exception as exc:  # unknown fields, wrong types, impossible sizes
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f"{path}: invalid model preset in the training checkpoint ({text})") from None
+
+
+def require_finite(model: nn.Module, path: str | os.PathLike) -> None:
+    """CheckpointError naming the first parameter or buffer that holds NaN or inf."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path}: refused: non-finite weights ({bad} NaN/inf values in '{name}'; "
+                                  "a diverged run?)")
 
 
 def is_finite_model(model: nn.Module) -> bool:
@@ -330,5 +357,5 @@ def is_finite_model(model: nn.Module) -> bool:
 
 __all__ = ["CheckpointError", "read_checkpoint", "load_state_strict", "load_stylegan2", "load_psp_encoder",
            "load_fgnet", "save_stylegan2", "save_psp_encoder", "save_fgnet_model", "atomic_save",
-           "save_training_checkpoint", "load_training_checkpoint", "is_finite_model", "stylegan2_config",
+           "save_training_checkpoint", "load_training_checkpoint", "is_finite_model", "require_finite", "stylegan2_config",
            "psp_encoder_config", "TRAINING_FORMAT"]

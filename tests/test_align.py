@@ -453,3 +453,61 @@ def test_kill_and_resume(tmp_path, astronaut_face):
     leftovers = [p for sub in ("aligned_images", "aligned_landmarks") for p in (out / sub).iterdir()
                  if p.name.startswith(".")]
     assert leftovers == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Nothing lost: clashing names, videos in folders, unreadable videos, output inside the input
+
+
+def test_same_relative_name_from_two_folders_keeps_both(tmp_path, astronaut_face):
+    for task in ("T1", "T2"):
+        (tmp_path / task).mkdir()
+        _save(np.roll(astronaut_face, 5 if task == "T2" else 0, axis=1), tmp_path / task / "1.jpg")
+    jobs = jobs_for_paths([tmp_path / "T1" / "1.jpg", tmp_path / "T2" / "1.jpg"])
+    assert sorted(j.rel for j in jobs) == ["T1/1", "T2/1"]  # the relative path kept, not one dropped
+    summary = run_alignment(jobs, tmp_path / "out", workers=1, progress=False)
+    assert (summary.processed, summary.failed) == (2, 0)
+    assert {p.relative_to(tmp_path / "out" / "aligned_images").as_posix()
+            for p in (tmp_path / "out" / "aligned_images").rglob("*.jpg")} == {"T1/1.jpg", "T2/1.jpg"}
+
+
+def test_unresolvable_name_clash_is_refused_listing_it(tmp_path, astronaut_face):
+    from fgnet_core.data.align_batch import OutputNameClash
+
+    _save(astronaut_face, tmp_path / "1.jpg")
+    _save(astronaut_face, tmp_path / "1.png")
+    with pytest.raises(OutputNameClash, match=r"1\.jpg.*1\.png"):
+        jobs_for_paths([tmp_path])
+    with pytest.raises(OutputNameClash):
+        run_alignment([AlignJob(str(tmp_path / "1.jpg"), "x"), AlignJob(str(tmp_path / "1.png"), "x")],
+                      tmp_path / "out", workers=1, progress=False)
+
+
+def test_video_in_folder_and_corrupt_video_are_counted(tmp_path, astronaut_face, capsys):
+    from fgnet_core.cli import main
+
+    folder = tmp_path / "in"
+    (folder / "clips").mkdir(parents=True)
+    _save(astronaut_face, folder / "face.jpg")
+    _write_video(folder / "clips" / "talk.avi", [astronaut_face, np.roll(astronaut_face, 4, axis=1)])
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    rels = [j.rel for j in jobs_for_paths([folder])]
+    assert "clips/talk/00000" in rels and "clips/talk/00001" in rels
+    out = tmp_path / "out"
+    assert main(["align", str(folder), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    assert (out / "aligned_images" / "clips" / "talk" / "00001.jpg").is_file()
+    rows = _read_failures(out)
+    assert [Path(r["path"]).name for r in rows] == ["broken.mp4"] and "video" in rows[0]["reason"]
+    assert "3 processed, 0 skipped, 1 failed" in capsys.readouterr().out
+
+
+def test_output_folder_inside_the_input_is_never_read(tmp_path, astronaut_face):
+    from fgnet_core.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _save(astronaut_face, folder / "a.jpg")
+    out = folder / "aligned"
+    for _ in range(2):
+        assert main(["align", str(folder), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == ["aligned_images/a.jpg"]

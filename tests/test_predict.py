@@ -221,3 +221,242 @@ def test_cli_model_error_exit_two(media, tmp_path, capsys):
     assert code == 2
     assert "absent.pt" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Nothing lost, nothing mislabelled
+
+
+def _cli(argv: list[str]) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue()
+
+
+def test_dataset_the_model_was_not_trained_for_is_refused(tiny_model, media, tmp_path):
+    code, err = _cli(["predict", str(media["face"]), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_model),
+                      "--dataset", "DISFA", "--no-progress"])
+    assert code == 2 and "trained on BP4D" in err and "DISFA" in err
+    assert not (tmp_path / "r.csv").exists()
+    assert _cli(["predict", str(media["face"]), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_model),
+                 "--dataset", "bp4d", "--no-progress"])[0] == 0  # the same dataset is fine
+
+
+def test_non_finite_weights_are_refused_at_load(media, tmp_path):
+    from fgnet_core.checkpoints import CheckpointError, load_training_checkpoint, save_training_checkpoint
+
+    net = FGNet("tiny")
+    with torch.no_grad():
+        next(net.interpreter.parameters()).fill_(float("nan"))
+    path = save_training_checkpoint(tmp_path / "nan.pt", net, params={"dataset": "BP4D"})
+    with pytest.raises(CheckpointError, match="non-finite"):
+        load_training_checkpoint(path)
+    code, err = _cli(["predict", str(media["face"]), "--out", str(tmp_path / "r.csv"), "--model", str(path),
+                      "--no-progress"])
+    assert code == 2 and "non-finite" in err and "nan.pt" in err
+
+
+@pytest.mark.parametrize("change", ["preset", "dataset", "no_preset"])
+def test_bad_training_checkpoint_exits_two_with_one_line(media, tmp_path, change):
+    from fgnet_core.checkpoints import TRAINING_FORMAT
+
+    net = FGNet("tiny")
+    obj = {"format": TRAINING_FORMAT, "preset": net.preset.to_dict(), "model": net.state_dict(), "optimizer": None,
+           "epoch": 0, "params": {"dataset": "BP4D"}}
+    if change == "preset":
+        obj["preset"]["frobnicate"] = 3
+    elif change == "dataset":
+        obj["params"]["dataset"] = "CK+"
+    else:
+        del obj["preset"]
+    torch.save(obj, tmp_path / "bad.pt")
+    code, err = _cli(["predict", str(media["face"]), "--out", str(tmp_path / "r.csv"), "--model",
+                      str(tmp_path / "bad.pt"), "--no-progress"])
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "bad.pt" in err
+
+
+def test_out_pointing_at_an_input_is_refused(tiny_model, media, tmp_path):
+    target = tmp_path / "photo.jpg"
+    target.write_bytes(media["face"].read_bytes())
+    before = target.read_bytes()
+    code, err = _cli(["predict", str(target), "--out", str(target), "--model", str(tiny_model), "--no-progress"])
+    assert code == 2 and "input" in err
+    assert target.read_bytes() == before
+
+
+def _write_mkv(path: Path, face: np.ndarray, n: int) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MJPG"), VIDEO_FPS, (288, 288))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(cv2.cvtColor(np.roll(face, i, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def test_truncated_video_is_reported(tiny_model, media, tmp_path):
+    face = np.asarray(Image.open(media["face"]))
+    full = _write_mkv(tmp_path / "full.mkv", face, 12)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    code, err = _cli(["predict", str(cut), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_model),
+                      "--no-progress"])
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert code == 1 and "truncated" in err and "cut.mkv" in err
+    last = table.iloc[-1]
+    assert last["status"] == "error" and 0 < last["frame"] < 12
+    assert (table["status"] != "error").sum() == last["frame"]  # every decoded frame kept its row
+
+
+class _StopAfter:
+    """An aligner that raises KeyboardInterrupt (as Ctrl-C / SIGTERM do) when asked for its n-th face."""
+
+    def __init__(self, n: int):
+        from fgnet_core.data.align import FaceAligner
+
+        self.inner, self.left = FaceAligner(), n
+
+    def align(self, rgb, **kwargs):
+        self.left -= 1
+        if self.left < 0:
+            raise KeyboardInterrupt
+        return self.inner.align(rgb, **kwargs)
+
+
+def test_interrupted_run_keeps_scored_rows_and_resumes(tiny_model, media, tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(5):
+        Image.open(media["face"]).save(folder / f"{i}.jpg")
+    out = tmp_path / "r.csv"
+    with pytest.raises(KeyboardInterrupt):
+        predict([folder], str(tiny_model), batch_size=2, progress=False, out=out, aligner=_StopAfter(3))
+    partial = Path(f"{out}.partial")
+    assert not out.exists() and partial.is_file()
+    kept = pd.read_csv(partial)
+    assert len(kept) == 2 and list(kept.columns) == result_columns(BP4D_AUS)  # the first batch, flushed
+    with pytest.raises(ValueError, match="--resume"):
+        predict([folder], str(tiny_model), progress=False, out=out)  # never silently starts over
+    table = predict([folder], str(tiny_model), batch_size=2, progress=False, out=out, resume=True)
+    assert not partial.exists() and out.is_file()
+    final = pd.read_csv(out)
+    assert final["source"].tolist() == [str(folder / f"{i}.jpg") for i in range(5)]
+    assert final["status"].tolist() == ["ok"] * 5 and len(table) == 5
+    assert final.iloc[:2].equals(kept)
+
+
+def test_sigterm_keeps_a_partial_csv(tiny_model, media, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    data = media["face"].read_bytes()
+    for i in range(150):  # far more than get scored before the signal, even on a fast machine
+        (folder / f"{i:03d}.jpg").write_bytes(data)
+    out = tmp_path / "r.csv"
+    partial = Path(f"{out}.partial")
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "fgnet_core.cli", "predict", str(folder), "--out", str(out),
+                             "--model", str(tiny_model), "--batch-size", "1", "--no-progress"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 3):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "--resume" in err
+    rows = pd.read_csv(partial)
+    assert 2 <= len(rows) < 150 and (rows["status"] == "ok").all()
+
+
+# ----------------------------------------------------------------------------------------------
+# Output for analysis
+
+
+def test_parquet_and_openface_columns(tiny_model, media, tmp_path):
+    out = tmp_path / "r.parquet"
+    code, _ = _cli(["predict", str(media["face"]), str(media["cat"]), "--out", str(out), "--model", str(tiny_model),
+                    "--openface-columns", "--no-progress"])
+    assert code == 0 and not Path(f"{out}.partial").exists()
+    table = pd.read_parquet(out)
+    presence = [f"{a}_c" for a in BP4D_AUS]
+    assert list(table.columns) == result_columns(BP4D_AUS, openface=True)
+    assert presence[0] in table.columns and "AU01" not in table.columns
+    assert table["status"].tolist() == ["ok", "no_face"]
+    scores = table.loc[0, [f"{a}_score" for a in BP4D_AUS]].to_numpy(float)
+    assert table.loc[0, presence].astype(int).tolist() == [int(s > 0) for s in scores]
+    csv_out = tmp_path / "r.txt"
+    assert _cli(["predict", str(media["face"]), "--out", str(csv_out), "--format", "csv", "--model",
+                 str(tiny_model), "--no-progress"])[0] == 0
+    assert list(pd.read_csv(csv_out).columns) == result_columns(BP4D_AUS)
+
+
+# ----------------------------------------------------------------------------------------------
+# Speed: tracking between detections, workers
+
+
+def test_tracking_follows_the_face_and_loses_it_on_blank_frames(media):
+    from fgnet_core.data.align import FaceAligner, NoFaceError
+    from fgnet_core.data.face_tracking import FaceTracker
+
+    aligner = FaceAligner()
+    tracker = FaceTracker(aligner, detect_every=100)
+    cap = cv2.VideoCapture(str(media["video"]))
+    statuses, drift = [], []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:
+            tracked = tracker.align(rgb)
+            statuses.append("ok")
+            direct = aligner.align(rgb, second_pass=False)
+            drift.append(np.abs(tracked.source_landmarks - direct.source_landmarks).mean())
+        except NoFaceError:
+            statuses.append("no_face")
+    cap.release()
+    assert [i for i, s in enumerate(statuses) if s == "no_face"] == list(BLANK_FRAMES)
+    assert tracker.detections < tracker.frames  # detected only when it had to (start, after each blank)
+    assert np.mean(drift) < 2.0  # px, against detecting on every frame
+
+
+def test_workers_and_tracking_give_the_same_rows(tiny_model, media, tmp_path, monkeypatch):
+    import fgnet_core.data.frame_source as frame_source
+
+    monkeypatch.setattr(frame_source, "VIDEO_CHUNK", 3)  # the 7-frame video in three stretches
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    for i in range(3):
+        Image.open(media["face"]).save(folder / f"{i}.jpg")
+    Image.open(media["cat"]).save(folder / "3.jpg")
+    (folder / "4.jpg").write_text("not an image")
+    inputs = [folder, media["video"]]
+    reference = predict(inputs, str(tiny_model), detect_every=1, progress=False)
+    parallel = predict(inputs, str(tiny_model), detect_every=5, workers=2, progress=False)
+    assert parallel["source"].tolist() == reference["source"].tolist()
+    assert parallel["frame"].tolist() == reference["frame"].tolist()
+    assert parallel["status"].tolist() == reference["status"].tolist()
+    scores = [f"{a}_score" for a in BP4D_AUS]
+    ok = reference["status"] == "ok"
+    assert np.abs(parallel.loc[ok, scores].to_numpy(float) - reference.loc[ok, scores].to_numpy(float)).max() < 0.05
+    assert parallel.attrs["errors"] == reference.attrs["errors"] and len(reference.attrs["errors"]) == 1
+
+    face = np.asarray(Image.open(media["face"]))
+    full = _write_mkv(tmp_path / "full.mkv", face, 12)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    inline = predict([cut], str(tiny_model), progress=False)
+    chunked = predict([cut], str(tiny_model), workers=2, progress=False)
+    assert chunked["frame"].tolist() == inline["frame"].tolist() and chunked["status"].iloc[-1] == "error"
+    assert len(chunked.attrs["errors"]) == 1 and "truncated" in chunked.attrs["errors"][0][1]

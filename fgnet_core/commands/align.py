@@ -11,8 +11,10 @@ def register(subparsers) -> None:
         help="align faces FFHQ-style to 256x256 (dlib landmarks), resumable and parallel",
         description="Detect the largest face with dlib, align it FFHQ-style to 256x256 and detect its 68 "
                     "landmarks again. Writes DIR/aligned_images/<name>.jpg, DIR/aligned_landmarks/<name>.npy "
-                    "and DIR/failures.csv (one row per input without a usable face). Folders are searched "
-                    "recursively and keep their relative paths; a video gives one image per frame. Rerunning "
+                    "and DIR/failures.csv (one row per input without a usable face, or unreadable). Folders are "
+                    "searched recursively (images and videos; never DIR's own outputs) and keep their relative "
+                    "paths; inputs whose names would clash get their parent folders prepended, or are refused "
+                    "when that cannot tell them apart; a video gives one image per frame. Rerunning "
                     "skips finished items and retries failed ones. Exits 0 when the run completed, even "
                     "with per-file failures.",
     )
@@ -39,7 +41,7 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fgnet_core.data.align_batch import jobs_for_paths, run_alignment
+    from fgnet_core.data.align_batch import OUTPUT_SUBFOLDERS, OutputNameClash, jobs_for_paths, run_alignment
 
     if args.workers < 1:
         return _error("--workers must be at least 1")
@@ -49,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         return _error(f"--out {out}: exists and is not a folder")
     try:
-        jobs = jobs_for_paths([Path(p) for p in args.inputs])
-    except FileNotFoundError as exc:
+        jobs = jobs_for_paths([Path(p) for p in args.inputs], exclude=[out / sub for sub in OUTPUT_SUBFOLDERS])
+    except (FileNotFoundError, OutputNameClash) as exc:
         return _error(str(exc))
     if not jobs:
         return _error(f"no images found in {' '.join(args.inputs)}")

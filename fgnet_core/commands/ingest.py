@@ -24,6 +24,9 @@ def register(subparsers) -> None:
                         help="alignment crop size before resizing (default: the alignment module's)")
     parser.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2],
                         help="dlib detector upsampling (default 1, as the authors; 0 is ~2x faster for faces > 80 px)")
+    parser.add_argument("--skip-bad-labels", action="store_true",
+                        help="skip (and count) label rows, lines or files that cannot be read, instead of stopping "
+                             "at the first with an error naming the file and line")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -36,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         ingest(args.raw_dir, args.out, workers=args.workers, seed=args.seed, subjects=subjects,
                predictor_path=args.predictor, transform_size=args.transform_size,
-               upsample=args.upsample, progress=not args.no_progress, verbose=True)
+               upsample=args.upsample, progress=not args.no_progress, verbose=True,
+               skip_bad_labels=args.skip_bad_labels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"fgnet ingest: error: {exc}", file=sys.stderr)
         return 1

@@ -17,7 +17,6 @@ import io
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -25,18 +24,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
-VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"}
+from fgnet_core.data.align_inputs import (  # noqa: F401 (re-exported: the runner's public inputs)
+    IMAGE_EXTENSIONS, OUTPUT_SUBFOLDERS, VIDEO_EXTENSIONS, AlignJob, OutputNameClash, jobs_for_paths, name_clashes,
+    video_frame_count,
+)
+
 VIDEO_CHUNK = 128       # frames per task: one seek per chunk, and long videos still spread over workers
 _TEMP_SUFFIX = ".part"  # temp files: ".<name>.<pid>.part" (hidden, never named like an output)
 _FAILURE_COLUMNS = ("path", "frame", "reason")
-
-
-@dataclass
-class AlignJob:
-    source: str             # image file path, or video file path
-    rel: str                # output name relative to out_dir/aligned_images, no extension, e.g. "F001/T1/02440"
-    frame: int | None = None  # 0-based frame index into a video file; None for images
 
 
 @dataclass
@@ -56,53 +51,6 @@ def output_paths(out_dir: Path, rel: str) -> tuple[Path, Path]:
 def is_complete(out_dir: Path, rel: str) -> bool:
     image, landmarks = output_paths(out_dir, rel)
     return image.is_file() and landmarks.is_file()
-
-
-# ----------------------------------------------------------------------------------------------
-# Inputs
-
-
-def jobs_for_paths(inputs: list[Path]) -> list[AlignJob]:
-    """Files and folders -> jobs. Folders: images found recursively, rel = relative path without extension.
-
-    A file argument gives rel = its stem; a video file gives one job per frame, rel = "<stem>/<frame:05d>".
-    Hidden files and folders are ignored. Raises FileNotFoundError for a missing input.
-    """
-    jobs: list[AlignJob] = []
-    for inp in inputs:
-        path = Path(inp)
-        if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                rel = file.relative_to(path)
-                if (file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file()
-                        and not any(part.startswith(".") for part in rel.parts)):
-                    jobs.append(AlignJob(str(file), rel.with_suffix("").as_posix()))
-        elif path.is_file():
-            if path.suffix.lower() in VIDEO_EXTENSIONS:
-                jobs += [AlignJob(str(path), f"{path.stem}/{i:05d}", i) for i in range(video_frame_count(path))]
-            else:
-                jobs.append(AlignJob(str(path), path.stem))
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-    return jobs
-
-
-def video_frame_count(path) -> int:
-    """Frames in a video (container metadata, or counted by decoding when the metadata has none)."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            return 0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:
-            count = 0
-            while cap.grab():
-                count += 1
-        return count
-    finally:
-        cap.release()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,21 +275,27 @@ def run_alignment(jobs: list[AlignJob], out_dir: Path, *, workers: int = 2, pred
     failures_path = out_dir / "failures.csv"
     remove_stale_temps(out_dir)
 
+    clashes = name_clashes(jobs)
+    if clashes:  # never keep one and drop the other
+        listing = "; ".join(f"{rel}: {', '.join(srcs)}" for rel, srcs in sorted(clashes.items())[:10])
+        raise OutputNameClash(f"{len(clashes)} output names are shared by different inputs: {listing}")
     unique: dict[str, AlignJob] = {}
     for job in jobs:
-        unique.setdefault(job.rel, job)
-    if len(unique) < len(jobs):
-        print(f"align: {len(jobs) - len(unique)} jobs share an output name with an earlier job; "
-              "keeping the first", file=sys.stderr)
+        unique.setdefault(job.rel, job)  # the same input listed twice
     failures = _read_failures(failures_path)
-    ok_rels, pending = set(), []
+    ok_rels, pending, unusable = set(), [], []
     for job in unique.values():
         failures.pop(_failure_key(job.source, job.frame), None)  # retried now, or already complete
-        if is_complete(out_dir, job.rel):
+        if getattr(job, "error", None):
+            unusable.append(job)
+        elif is_complete(out_dir, job.rel):
             ok_rels.add(job.rel)
         else:
             pending.append(job)
     skipped, processed, failed = len(ok_rels), 0, 0
+    for job in unusable:  # a corrupt video: one failures row, counted like any other failure
+        failures[_failure_key(job.source, job.frame)] = job.error
+        failed += 1
 
     tasks = _make_tasks(pending)
     sources = {job.rel: str(job.source) for job in pending}

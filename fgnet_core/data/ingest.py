@@ -78,6 +78,9 @@ class IngestReport:
             lines.append(f"  dropped (9 = not coded)  {s['not_coded']}")
         if "incomplete_labels" in s:
             lines.append(f"  dropped (not every AU labelled)  {s['incomplete_labels']}")
+        for key, what in (("bad_label_rows", "rows"), ("bad_label_lines", "lines"), ("bad_label_files", "files")):
+            if s.get(key):
+                lines.append(f"  skipped (malformed label)  {s[key]} {what}")
         lines += [
             f"  labels without a frame   {s.get('missing_frames', 0)}",
             f"  frames without labels    {s.get('unlabelled_frames', 0)}",
@@ -109,9 +112,10 @@ Aligner = Callable[..., object]  # run_alignment(jobs, out_dir, *, workers, pred
 def ingest_bp4d(raw_dir, out_dir, *, workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
                 transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
                 progress: bool = True, verbose: bool = True, aligner: Aligner | None = None,
-                subset_sizes: Sequence[int] = SUBSET_SIZES, subset_source: str = "seeded") -> IngestReport:
-    """Raw BP4D tree -> OUT/BP4D (see the module docstring)."""
-    frames, counts = scan_bp4d(raw_dir, subjects)
+                subset_sizes: Sequence[int] = SUBSET_SIZES, subset_source: str = "seeded",
+                skip_bad_labels: bool = False) -> IngestReport:
+    """Raw BP4D tree -> OUT/BP4D (see the module docstring); malformed labels raise unless skip_bad_labels."""
+    frames, counts = scan_bp4d(raw_dir, subjects, skip_bad_labels=skip_bad_labels)
     return ingest_frames("BP4D", frames, counts, out_dir, raw_dir=raw_dir, workers=workers, seed=seed,
                          subjects=subjects, predictor_path=predictor_path, transform_size=transform_size,
                          padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner,
@@ -121,9 +125,10 @@ def ingest_bp4d(raw_dir, out_dir, *, workers: int = 2, seed: int = 0, subjects=N
 def ingest_disfa(raw_dir, out_dir, *, workers: int = 2, seed: int = 0, subjects=None, predictor_path=None,
                  transform_size: int | None = None, padding: str | None = None, upsample: int | None = None,
                  progress: bool = True, verbose: bool = True, aligner: Aligner | None = None,
-                 subset_sizes: Sequence[int] = SUBSET_SIZES, subset_source: str = "seeded") -> IngestReport:
-    """Raw DISFA tree -> OUT/DISFA (see the module docstring)."""
-    frames, counts = scan_disfa(raw_dir, subjects)
+                 subset_sizes: Sequence[int] = SUBSET_SIZES, subset_source: str = "seeded",
+                 skip_bad_labels: bool = False) -> IngestReport:
+    """Raw DISFA tree -> OUT/DISFA (see the module docstring); malformed labels raise unless skip_bad_labels."""
+    frames, counts = scan_disfa(raw_dir, subjects, skip_bad_labels=skip_bad_labels)
     return ingest_frames("DISFA", frames, counts, out_dir, raw_dir=raw_dir, workers=workers, seed=seed,
                          subjects=subjects, predictor_path=predictor_path, transform_size=transform_size,
                          padding=padding, upsample=upsample, progress=progress, verbose=verbose, aligner=aligner,

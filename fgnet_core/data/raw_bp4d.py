@@ -6,8 +6,9 @@
 
 A frame enters the corpus when it has both an image and a label row coded (0/1) for every AU FG-Net uses.
 Rows with a 9 (or an empty cell) in one of those AUs are dropped and counted; frames without label rows and
-label rows without frames are counted, not fatal. Anything else unexpected in a label file is an error
-naming the file, because it means the corpus is not what the labels assume.
+label rows without frames are counted, not fatal. Anything else unexpected in a label file (a cell that is
+not a number, a value other than 0, 1, 9) is an error naming the file and line, because it means the corpus
+is not what the labels assume; with `skip_bad_labels` such rows are skipped and counted (`bad_label_rows`).
 """
 from __future__ import annotations
 
@@ -61,7 +62,12 @@ def frame_files(folder: str | Path) -> dict[int, Path]:
 
 
 def read_occ_csv(path: str | Path) -> pd.DataFrame:
-    """One AU_OCC file as a table indexed by frame number with int columns named by AU number (9 kept)."""
+    """One AU_OCC file as a table indexed by frame number with columns named by AU number (9 kept).
+
+    An empty cell reads as 9 (not coded); a cell that is not a number reads as NaN, for the caller to
+    refuse. `table.attrs["lines"]` holds each row's line number in the file, and `attrs["raw"]` the text
+    of the non-numeric cells ({(row position, AU): text}), for error messages.
+    """
     path = Path(path)
     try:
         table = pd.read_csv(path, header=0)
@@ -83,39 +89,48 @@ def read_occ_csv(path: str | Path) -> pd.DataFrame:
         if match:
             columns.setdefault(int(match.group(1)), name)
     out = pd.DataFrame(index=pd.Index(frames.to_numpy(), name="frame"))
+    raw: dict[tuple[int, int], str] = {}
     for au, name in columns.items():
         values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        values = np.where(np.isnan(values), NOT_CODED, values)  # an empty cell is not a coding
-        out[au] = values
+        empty = table[name].isna().to_numpy() | (table[name].astype(str).str.strip() == "").to_numpy()
+        for r in np.flatnonzero(np.isnan(values) & ~empty):
+            raw[(int(r), au)] = str(table[name].iloc[r])
+        out[au] = np.where(empty, NOT_CODED, values)  # an empty cell is not a coding; text stays NaN
+    out.attrs["lines"] = list(range(2, len(out) + 2))
+    out.attrs["raw"] = raw
     return out
 
 
-def _labels_of(path: Path) -> tuple[pd.DataFrame, set[int]]:
-    """Coded rows of one label file as a table with the FG-Net AU columns, and the frame numbers dropped."""
+def _labels_of(path: Path, skip_bad: bool = False) -> tuple[pd.DataFrame, set[int], set[int]]:
+    """Coded rows of one label file as a table with the FG-Net AU columns, the frame numbers not coded,
+    and those of malformed rows skipped (only with skip_bad; otherwise the first one raises)."""
     table = read_occ_csv(path)
     aus = DATASET_AUS["BP4D"]
     missing = [au for au in aus if au not in table.columns]
     if missing:
         raise ValueError(f"{path}: no column for AU {', '.join(map(str, missing))}")
-    values = table[list(aus)].to_numpy()  # [rows, 12]
+    values = table[list(aus)].to_numpy()  # [rows, 12], NaN where a cell is not a number
     valid = np.isin(values, (0, 1, NOT_CODED))
-    if not valid.all():
+    bad = ~valid.all(axis=1)
+    if bad.any() and not skip_bad:
         r, c = np.argwhere(~valid)[0]
-        raise ValueError(
-            f"{path}: AU {aus[c]} of frame {table.index[r]} is {values[r, c]!r}; expected 0, 1 or {NOT_CODED}"
-        )
-    coded = ~(values == NOT_CODED).any(axis=1)
+        shown = table.attrs["raw"].get((int(r), aus[c]), values[r, c])
+        raise ValueError(f"{path}: line {table.attrs['lines'][r]}: AU {aus[c]} of frame {table.index[r]} is "
+                         f"{shown!r}; expected 0, 1 or {NOT_CODED} (pass --skip-bad-labels to skip such rows)")
+    coded = ~bad & ~(values == NOT_CODED).any(axis=1)
+    not_coded = ~bad & ~coded
     labels = pd.DataFrame(values[coded].astype(np.int64), columns=au_columns("BP4D"), index=table.index[coded])
-    return labels, {int(n) for n in table.index[~coded]}
+    return labels, {int(n) for n in table.index[not_coded]}, {int(n) for n in table.index[bad]}
 
 
-def scan_bp4d(raw_dir: str | Path, subjects=None) -> tuple[pd.DataFrame, dict[str, int]]:
+def scan_bp4d(raw_dir: str | Path, subjects=None, skip_bad_labels: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Labelled frames of a raw BP4D tree and the counts of what was found and dropped.
 
     Returns (frames, counts). `frames` has one row per usable frame, sorted by `rel`, with columns
     `subject`, `rel` (e.g. 'F001/T1/02440'), `source` (image file), `frame` (None: not a video) and the AU
-    columns. `counts` holds sequences, frames_found, label_rows, not_coded, missing_frames,
-    unlabelled_frames and labelled.
+    columns. `counts` holds sequences, frames_found, label_rows, not_coded, bad_label_rows (malformed rows
+    skipped with `skip_bad_labels`; without it the first one raises), missing_frames, unlabelled_frames and
+    labelled.
     """
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
@@ -124,7 +139,8 @@ def scan_bp4d(raw_dir: str | Path, subjects=None) -> tuple[pd.DataFrame, dict[st
     labels = {k: v for k, v in occ_label_files(raw_dir).items() if wanted is None or k[0] in wanted}
     sequences = {k: v for k, v in frame_sequences(raw_dir).items() if wanted is None or k[0] in wanted}
     counts = dict.fromkeys(
-        ("sequences", "frames_found", "label_rows", "not_coded", "missing_frames", "unlabelled_frames", "labelled"), 0
+        ("sequences", "frames_found", "label_rows", "not_coded", "bad_label_rows", "missing_frames",
+         "unlabelled_frames", "labelled"), 0
     )
     rows = []
     for key in sorted(set(labels) | set(sequences)):
@@ -135,10 +151,11 @@ def scan_bp4d(raw_dir: str | Path, subjects=None) -> tuple[pd.DataFrame, dict[st
         if key not in labels:
             counts["unlabelled_frames"] += len(frames)
             continue
-        coded, dropped = _labels_of(labels[key])
-        counts["label_rows"] += len(coded) + len(dropped)
+        coded, dropped, bad = _labels_of(labels[key], skip_bad_labels)
+        counts["label_rows"] += len(coded) + len(dropped) + len(bad)
         counts["not_coded"] += len(dropped)
-        rowed = set(coded.index) | dropped  # a frame with a 9-row counts as not coded, not as unlabelled
+        counts["bad_label_rows"] += len(bad)
+        rowed = set(coded.index) | dropped | bad  # a frame with a 9-row counts as not coded, not as unlabelled
         counts["unlabelled_frames"] += sum(1 for n in frames if n not in rowed)
         for number, values in zip(coded.index, coded.to_numpy()):
             if number not in frames:

@@ -6,8 +6,10 @@
 Frame n of the label files is video frame n - 1 (0-based) and is named `disfa_frame_name(n)` ('00001' for the
 first frame), as in the official label files. Occurrence is intensity >= 2 (the convention of FG-Net and the
 works it compares with); intensities are kept too. A frame is used when every AU FG-Net uses has a line for
-it and the video has that frame; other frames are counted, not fatal. A malformed line or a missing AU file
-is an error naming the file.
+it and the video has that frame; other frames are counted, not fatal. A malformed line, an empty AU file or
+a missing AU file is an error naming the file (and line); with `skip_bad_labels` malformed lines are skipped
+and counted (`bad_label_lines`), and a subject with an empty or unreadable AU file is skipped and counted
+(`bad_label_files`), never silently.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from fgnet_core.data.align_batch import video_frame_count  # one home for readin
 
 __all__ = [
     "OCCURRENCE_THRESHOLD", "MAX_INTENSITY", "intensity_columns", "video_files", "label_folders",
-    "read_intensity_file", "video_frame_count", "scan_disfa",
+    "read_intensity_file", "video_frame_count", "scan_disfa", "EmptyLabelFile",
 ]
 
 OCCURRENCE_THRESHOLD = 2
@@ -57,52 +59,76 @@ def label_folders(raw_dir: str | Path) -> dict[str, Path]:
     return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and _SUBJECT.match(p.name)}
 
 
-def read_intensity_file(path: str | Path) -> dict[int, int]:
-    """1-based frame -> intensity 0-5 of one `SNxxx_au{N}.txt` file."""
+class EmptyLabelFile(ValueError):
+    """A DISFA AU file with no label line at all."""
+
+
+def read_intensity_file(path: str | Path, skip_bad: bool = False, bad_lines: list | None = None) -> dict[int, int]:
+    """1-based frame -> intensity 0-5 of one `SNxxx_au{N}.txt` file.
+
+    Raises ValueError naming the file and line for a malformed line (with `skip_bad`: skips it and appends
+    its line number to `bad_lines`), EmptyLabelFile when the file holds no line at all.
+    """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: cannot read DISFA label file ({exc})") from exc
+    if not any(line.strip() for line in lines):
+        raise EmptyLabelFile(f"{path}: empty DISFA label file (no 'frame,intensity' line)")
     values: dict[int, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        fields = [f.strip() for f in line.split(",")]
         try:
-            frame, intensity = (int(f) for f in fields)
+            frame, intensity = _parse_line(path, number, line)
+            if frame in values:
+                raise ValueError(f"{path}: frame {frame} appears twice (line {number})")
         except ValueError:
-            raise ValueError(f"{path}: line {number} is {line!r}; expected 'frame,intensity'") from None
-        if frame < 1:
-            raise ValueError(f"{path}: line {number} has frame {frame}; DISFA frames are 1-based")
-        if not 0 <= intensity <= MAX_INTENSITY:
-            raise ValueError(f"{path}: line {number} has intensity {intensity}; expected 0-{MAX_INTENSITY}")
-        if frame in values:
-            raise ValueError(f"{path}: frame {frame} appears twice (line {number})")
+            if not skip_bad:
+                raise
+            if bad_lines is not None:
+                bad_lines.append(number)
+            continue
         values[frame] = intensity
     return values
 
 
-def _subject_labels(folder: Path, subject: str) -> tuple[dict[int, list[int]], set[int]]:
+def _parse_line(path: Path, number: int, line: str) -> tuple[int, int]:
+    fields = [f.strip() for f in line.split(",")]
+    try:
+        frame, intensity = (int(f) for f in fields)
+    except ValueError:
+        raise ValueError(f"{path}: line {number} is {line!r}; expected 'frame,intensity'") from None
+    if frame < 1:
+        raise ValueError(f"{path}: line {number} has frame {frame}; DISFA frames are 1-based")
+    if not 0 <= intensity <= MAX_INTENSITY:
+        raise ValueError(f"{path}: line {number} has intensity {intensity}; expected 0-{MAX_INTENSITY}")
+    return frame, intensity
+
+
+def _subject_labels(folder: Path, subject: str, skip_bad: bool = False,
+                    bad_lines: list | None = None) -> tuple[dict[int, list[int]], set[int]]:
     """Frame -> intensities of the FG-Net AUs (frames coded for all of them), and the frames coded for some."""
     per_au = []
     for au in DATASET_AUS["DISFA"]:
         path = folder / f"{subject}_au{au}.txt"
         if not path.is_file():
             raise ValueError(f"{path}: DISFA label file for AU {au} not found")
-        per_au.append(read_intensity_file(path))
+        per_au.append(read_intensity_file(path, skip_bad, bad_lines))
     complete = set.intersection(*(set(v) for v in per_au))
     incomplete = set.union(*(set(v) for v in per_au)) - complete
     return {n: [v[n] for v in per_au] for n in sorted(complete)}, incomplete
 
 
-def scan_disfa(raw_dir: str | Path, subjects=None) -> tuple[pd.DataFrame, dict[str, int]]:
+def scan_disfa(raw_dir: str | Path, subjects=None, skip_bad_labels: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Labelled frames of a raw DISFA tree and the counts of what was found and dropped.
 
     Returns (frames, counts). `frames` has one row per usable frame, sorted by `rel`, with columns `subject`,
     `rel` (e.g. 'SN001/00001'), `source` (the video), `frame` (0-based video index), the AU occurrence
     columns and the `intensity_columns()`. `counts` holds videos, frames_found, label_rows,
-    incomplete_labels, missing_frames, unlabelled_frames and labelled.
+    incomplete_labels, bad_label_lines, bad_label_files (both only with `skip_bad_labels`; without it the
+    first one raises), missing_frames, unlabelled_frames and labelled.
     """
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
@@ -111,8 +137,8 @@ def scan_disfa(raw_dir: str | Path, subjects=None) -> tuple[pd.DataFrame, dict[s
     videos = {k: v for k, v in video_files(raw_dir).items() if wanted is None or k in wanted}
     folders = {k: v for k, v in label_folders(raw_dir).items() if wanted is None or k in wanted}
     counts = dict.fromkeys(
-        ("videos", "frames_found", "label_rows", "incomplete_labels", "missing_frames", "unlabelled_frames",
-         "labelled"), 0,
+        ("videos", "frames_found", "label_rows", "incomplete_labels", "bad_label_lines", "bad_label_files",
+         "missing_frames", "unlabelled_frames", "labelled"), 0,
     )
     rows = []
     for subject in sorted(set(videos) | set(folders)):
@@ -122,7 +148,15 @@ def scan_disfa(raw_dir: str | Path, subjects=None) -> tuple[pd.DataFrame, dict[s
         if subject not in folders:
             counts["unlabelled_frames"] += n_frames
             continue
-        labels, incomplete = _subject_labels(folders[subject], subject)
+        bad_lines: list[int] = []
+        try:
+            labels, incomplete = _subject_labels(folders[subject], subject, skip_bad_labels, bad_lines)
+        except ValueError:
+            if not skip_bad_labels:
+                raise
+            counts["bad_label_files"] += 1  # an empty or unreadable AU file: the subject is skipped
+            continue
+        counts["bad_label_lines"] += len(bad_lines)
         counts["label_rows"] += len(labels) + len(incomplete)
         counts["incomplete_labels"] += len(incomplete)
         usable = [n for n in labels if n <= n_frames]

@@ -19,8 +19,8 @@ from fgnet_core.pipeline.config import Layout
 
 OFFICIAL_MODELS = {"bp4d": ("BP4D", Path("checkpoints") / "bp4d_0" / "model.pth"),
                    "disfa": ("DISFA", Path("checkpoints") / "disfa_0" / "model.pth")}
-_GET_OFFICIAL = ("download the FG-Net release (model.pth per dataset and fold, plus the StyleGAN2 "
-                 "'stylegan2-ffhq-config-f.pt' and pSp 'encoder.pt' files) into checkpoints/ as the README describes")
+_GET_OFFICIAL = ("run `fgnet weights download --for bp4d` (or --for disfa): it fetches the FG-Net model.pth and the "
+                 "pSp 'encoder.pt' into checkpoints/ (`fgnet weights list` says where to place them by hand)")
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -37,6 +37,7 @@ class LoadedModel:
     dataset: str         # 'BP4D' | 'DISFA': which AUs the first output channels are
     name: str            # what the user asked for, for the results table
     path: Path           # the model file
+    trained: str | None = None  # the dataset the model was trained on, when the checkpoint or --model says so
 
     @property
     def au_labels(self) -> list[str]:
@@ -114,8 +115,9 @@ def resolve_model(spec: str | Path = "demo", *, stylegan: str | Path | None = No
         enc = _need(Path(encoder) if encoder else files["encoder"], "pSp encoder file", _GET_OFFICIAL)
         sg = Path(stylegan) if stylegan else files["stylegan"]
         sg = _need(sg, "StyleGAN2 file", _GET_OFFICIAL) if stylegan or sg.exists() else None
+        _same_dataset(model_pth, ds, dataset)
         net = checkpoints.load_fgnet(model_pth, stylegan=sg, encoder=enc)
-        loaded = LoadedModel(net, canonical_dataset(dataset or ds), key, model_pth)
+        loaded = LoadedModel(net, ds, key, model_pth, trained=ds)
     else:
         path = _need(Path(spec), "model file",
                      "pass demo, bp4d, disfa or the path of a checkpoint (.pt from training, or FG-Net model.pth)")
@@ -131,11 +133,32 @@ def _load_training(path: Path, dataset: str | None, name: str) -> LoadedModel:
     from fgnet_core import checkpoints
 
     net, ckpt = checkpoints.load_training_checkpoint(path)
-    stored = (ckpt.get("params") or {}).get("dataset")
-    ds = dataset or stored
+    params = ckpt.get("params") if isinstance(ckpt.get("params"), dict) else {}
+    stored = params.get("dataset")
+    if stored is not None:
+        try:
+            stored = canonical_dataset(stored)
+        except ValueError as exc:
+            raise ModelSpecError(f"{path}: the checkpoint records an unknown dataset ({exc})") from None
+    _same_dataset(path, stored, dataset)
+    ds = stored or (canonical_dataset(dataset) if dataset else None)
     if not ds:
         raise ModelSpecError(f"{path}: the checkpoint does not record its dataset; pass --dataset BP4D|DISFA")
-    return LoadedModel(net, canonical_dataset(ds), name, path)
+    return LoadedModel(net, ds, name, path, trained=stored)
+
+
+def _same_dataset(path: Path, trained: str | None, asked: str | None) -> None:
+    """ModelSpecError when --dataset names another corpus than the one the model was trained on.
+
+    The output channels are the training corpus's AUs in its order; reading them as another corpus's
+    AUs would put e.g. AU07's score in the AU09 column.
+    """
+    if trained is None or asked is None or canonical_dataset(asked) == trained:
+        return
+    labels = " ".join(au.label for au in dataset_aus(trained))
+    raise ModelSpecError(f"{path}: the model was trained on {trained}; its outputs are the {trained} AUs "
+                         f"({labels}), so --dataset {canonical_dataset(asked)} would mislabel them. Drop "
+                         "--dataset (the AUs both corpora share, AU01 AU02 AU04 AU06 AU12, are among its columns)")
 
 
 def _load_path(path: Path, stylegan, encoder, dataset: str | None) -> LoadedModel:

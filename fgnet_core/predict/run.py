@@ -1,22 +1,27 @@
 """`predict`: AU presence and heatmap-mean scores for images, folders and videos, one row per frame.
 
 Every frame is aligned like the training data (`FaceAligner`: the largest face, FFHQ-style, 256 px), so
-one face per frame is scored, as in the official FG-Net code. Aligned faces are batched through the
-model; a frame without a face gives a `no_face` row, an input that cannot be read gives an `error` row
-and one line on stderr, and the run goes on with the next input.
+one face per frame is scored, as in the official FG-Net code; in videos the face is detected every
+`detect_every` frames and followed in between (`FaceTracker`). Decoding and alignment run inline or in
+`workers` processes (`data/frame_source.py`); aligned faces are batched through the model here; a frame without a face gives a `no_face` row, an input that cannot be read gives an `error` row
+and one line on stderr, and the run goes on with the next input. A video that ends before the frame count
+its container declares (truncated) gets an `error` row at the first missing frame. With `out`, rows are
+written as they are scored (see `results.py`), so an interrupted run keeps them and `resume` continues it.
 """
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 
+from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
+    InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
+)
 from fgnet_core.predict.models import LoadedModel, resolve_model
 
 HEAD_COLUMNS = ["source", "frame", "time_s", "x0", "y0", "x1", "y1", "status"]
@@ -24,100 +29,15 @@ TAIL_COLUMNS = ["model", "dataset"]
 STATUSES = ("ok", "no_face", "error")
 
 
-def result_columns(au_labels: list[str]) -> list[str]:
+def presence_column(label: str, openface: bool = False) -> str:
+    """'AU01', or 'AU01_c' as OpenFace names its presence columns."""
+    return f"{label}_c" if openface else label
+
+
+def result_columns(au_labels: list[str], openface: bool = False) -> list[str]:
     """The results table's columns, in order: head, presence per AU, score per AU, model and dataset."""
-    return [*HEAD_COLUMNS, *au_labels, *[f"{label}_score" for label in au_labels], *TAIL_COLUMNS]
-
-
-class InputError(Exception):
-    """An input that cannot be read at all (missing, not an image, a video with no decodable frame)."""
-
-
-@dataclass
-class Source:
-    path: Path
-    kind: str   # 'image' | 'video' | 'error' (a path that gave no input at all)
-    name: str   # overlay name, unique in the run: file stem, or <folder>/<relative path without suffix>
-    error: str = ""
-
-
-def collect_sources(paths: Iterable[str | Path]) -> list[Source]:
-    """Files and folders (searched recursively, hidden entries skipped) -> sources in the order given."""
-    from fgnet_core.data.align_batch import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    sources, used = [], set()
-
-    def add(path: Path, name: str) -> None:
-        unique, k = name, 2
-        while unique in used:
-            unique, k = f"{name}_{k}", k + 1
-        used.add(unique)
-        sources.append(Source(path, "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image", unique))
-
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            found = [f for f in sorted(path.rglob("*"))
-                     if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-                     and not any(part.startswith(".") for part in f.relative_to(path).parts)]
-            if not found:
-                sources.append(Source(path, "error", "", "folder holds no images or videos"))
-            for f in found:
-                add(f, (Path(path.resolve().name or "input") / f.relative_to(path).with_suffix("")).as_posix())
-        elif path.is_file():
-            add(path, path.stem)
-        else:
-            sources.append(Source(path, "error", "", "no such file or folder"))
-    return sources
-
-
-def _video_frames(path: Path, every: int) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, time in s, RGB [H, W, 3]) of every `every`-th frame; InputError when nothing decodes."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise InputError("cannot open video (unsupported or corrupt file)")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        index, decoded = 0, 0
-        while True:
-            if index % every:
-                if not cap.grab():
-                    break
-            else:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                decoded += 1
-                yield index, (index / fps if fps > 0 else math.nan), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            index += 1
-        if decoded == 0:
-            raise InputError("video has no decodable frame")
-    finally:
-        cap.release()
-
-
-def _frames(source: Source, every: int) -> Iterator[tuple[int, float, np.ndarray]]:
-    if source.kind == "error":
-        raise InputError(source.error)
-    if source.kind == "video":
-        yield from _video_frames(source.path, every)
-        return
-    from fgnet_core.data.align import ImageLoadError, load_image_rgb
-
-    try:
-        rgb = load_image_rgb(source.path)
-    except ImageLoadError as exc:
-        raise InputError(str(exc).removeprefix(f"{source.path}: ")) from None
-    yield 0, math.nan, rgb
-
-
-def _frame_estimate(sources: list[Source], every: int) -> int:
-    from fgnet_core.data.align_batch import video_frame_count
-
-    return sum(-(-video_frame_count(s.path) // every) if s.kind == "video" else int(s.kind == "image")
-               for s in sources)
+    return [*HEAD_COLUMNS, *[presence_column(label, openface) for label in au_labels],
+            *[f"{label}_score" for label in au_labels], *TAIL_COLUMNS]
 
 
 @dataclass
@@ -125,6 +45,7 @@ class _Pending:
     row: dict
     face: object = None            # AlignedFace, or None when the frame gave no face
     frame: np.ndarray | None = None  # the input frame, kept only for video overlays
+    source: Source | None = None
 
 
 @dataclass
@@ -135,12 +56,14 @@ class _Runner:
     batch_size: int
     overlays: Path | None
     device: str
+    openface: bool = False
+    writer: object = None          # ResultsWriter, or None: rows only kept in memory
     rows: list = field(default_factory=list)
     pending: list = field(default_factory=list)
     video: object = None
 
     @torch.no_grad()
-    def flush(self, source: Source) -> None:
+    def flush(self) -> None:
         from fgnet_core.predict import overlays as ov
 
         faces = [p for p in self.pending if p.face is not None]
@@ -156,9 +79,10 @@ class _Runner:
             grid = None
             if item.face is not None:
                 s = scores[k]
-                item.row.update({lab: int(v > 0) for lab, v in zip(labels, s)})
+                item.row.update({presence_column(lab, self.openface): int(v > 0) for lab, v in zip(labels, s)})
                 item.row.update({f"{lab}_score": float(v) for lab, v in zip(labels, s)})
                 if self.overlays is not None:
+                    source = item.source
                     title, png = source.path.name, self.overlays / f"{source.name}.png"
                     if source.kind == "video":
                         title += f" frame {item.row['frame']}"
@@ -170,88 +94,159 @@ class _Runner:
             if self.video is not None and item.frame is not None:
                 box = None if item.face is None else item.face.box
                 annotated = ov.annotate_frame(item.frame, box, labels,
-                                              [item.row.get(lab) for lab in labels],
+                                              [item.row.get(presence_column(lab, self.openface)) for lab in labels],
                                               [item.row.get(f"{lab}_score") for lab in labels], item.row["status"])
                 self.video.add(annotated, grid)
-            self.rows.append(item.row)
+        self.add_rows([item.row for item in self.pending])
         self.pending = []
+
+    def add_rows(self, rows: list[dict]) -> None:
+        self.rows += rows
+        if self.writer is not None and rows:
+            self.writer.write(rows)
 
 
 def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | LoadedModel = "demo", *,
             batch_size: int = 8, overlays_dir: str | Path | None = None, progress: bool = True,
             every_n_frames: int = 1, stylegan=None, encoder=None, dataset: str | None = None,
             device: str = "cpu", detect_max_side: int | None = 1024, aligner=None,
-            error_prefix: str = "predict: error: ") -> pd.DataFrame:
+            error_prefix: str = "predict: error: ", out: str | Path | None = None, fmt: str | None = None,
+            resume: bool = False, openface_columns: bool = False, detect_every: int = 10, workers: int = 1,
+            upsample: int = 1) -> pd.DataFrame:
     """Score every frame of `paths` (images, folders, videos) -> DataFrame with `result_columns` (see module doc).
 
     `df.attrs["errors"]` lists (path, message) of the inputs that could not be read. `detect_max_side`
     shrinks large frames for face detection only (landmarks still use the full frame); None = full size.
+    `out` writes the table as it goes (`fmt` 'csv' | 'parquet', default from the suffix); `resume` keeps the
+    rows of an interrupted run there and skips their frames. `openface_columns` names presence `AU01_c`.
+    `detect_every` (videos): run the face detector every N frames and follow the landmarks in between
+    (1: detect on every frame). `workers` > 1 decodes and aligns in that many processes. `aligner`
+    (an object with `align(rgb)`) replaces the default FaceAligner and runs inline.
+    Raises ResultsFileError (a ValueError) when `out` is one of the inputs or a run to resume is in the way.
     """
     from tqdm import tqdm
 
-    from fgnet_core.data.align import FaceAligner, NoFaceError
+    from fgnet_core.predict.results import ResultsFileError, ResultsWriter
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if batch_size < 1 or every_n_frames < 1:
         raise ValueError("batch_size and every_n_frames must be at least 1")
+    sources, errors = collect_sources(paths, exclude=[overlays_dir] if overlays_dir is not None else ()), []
+    if out is not None:
+        refuse_overwriting_inputs(out, sources)
     loaded = model if isinstance(model, LoadedModel) else resolve_model(
         model, stylegan=stylegan, encoder=encoder, dataset=dataset, device=device)
     loaded.net.to(device).eval()
+    columns = result_columns(loaded.au_labels, openface_columns)
+    writer = ResultsWriter(out, columns, fmt=fmt, resume=resume) if out is not None else None
+    kept = writer.open() if writer is not None else pd.DataFrame(columns=columns)
+    done = {(str(s), int(f)) for s, f in zip(kept["source"], kept["frame"]) if not pd.isna(f)}
+    if writer is None and resume:
+        raise ResultsFileError("resume needs the results file (out) to continue")
     overlays = Path(overlays_dir) if overlays_dir is not None else None
     if overlays is not None:
         overlays.mkdir(parents=True, exist_ok=True)
-    sources, errors = collect_sources(paths), []
-    bar = tqdm(total=_frame_estimate(sources, every_n_frames), unit="frame", desc="predict",
+    bar = tqdm(total=frame_estimate(sources, every_n_frames), initial=len(done), unit="frame", desc="predict",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     def report(path, message: str) -> None:
         bar.write(f"{error_prefix}{path}: {message}", file=sys.stderr)  # one line, between bar updates
 
-    runner = _Runner(loaded, batch_size, overlays, device)
+    runner = _Runner(loaded, batch_size, overlays, device, openface_columns, writer)
     base = {"model": loaded.name, "dataset": loaded.dataset}
-    aligner = aligner or FaceAligner(detect_max_side=detect_max_side)
-    for source in sources:
-        try:
-            for frame, time_s, rgb in _frames(source, every_n_frames):
-                if overlays is not None and source.kind == "video" and runner.video is None:
-                    from fgnet_core.predict.overlays import VideoOverlay, grid_shape
+    options = {"detect_max_side": detect_max_side, "upsample": upsample, "coarse_first": True}
+    events = aligned_frames(sources, every_n_frames, detect_every=detect_every, workers=workers,
+                            aligner=aligner, aligner_options=options, done=frozenset(done))
+    decoded = None  # the input frames of the current video, decoded again here for its overlay video
+    try:
+        for kind, index, item in events:
+            source = sources[index]
+            if kind == "end":
+                if item is not None:
+                    report(source.path, str(item))
+                    errors.append((str(source.path), str(item)))
+                    row = {"source": str(source.path), "frame": item.frame, "status": "error", **base}
+                    runner.pending.append(_Pending(row, None, None, source))
+                if source.kind == "video":
+                    runner.flush()  # before its overlay video closes; images batch across inputs
+                    if runner.video is not None:
+                        runner.video.close()
+                        runner.video, decoded = None, None
+                continue
+            if overlays is not None and source.kind == "video" and runner.video is None:
+                from fgnet_core.predict.overlays import VideoOverlay, grid_shape
 
-                    fps = _fps(source.path)
-                    runner.video = VideoOverlay(overlays / f"{source.name}.mp4", fps / every_n_frames,
-                                                grid_shape(loaded.n_aus, title=True))
-                row = {"source": str(source.path), "frame": frame, "time_s": time_s, **base}
-                try:
-                    face = aligner.align(rgb)
-                    x0, y0, x1, y1 = face.box
-                    row.update(status="ok", x0=x0, y0=y0, x1=x1, y1=y1)
-                except NoFaceError:
-                    face = None
-                    row["status"] = "no_face"
-                except Exception as exc:  # AlignmentError, or a frame dlib/OpenCV choke on
-                    face = None
-                    row["status"] = "error"
-                    report(source.path, f"frame {frame}: {exc}")
-                runner.pending.append(_Pending(row, face, rgb if runner.video is not None else None))
-                faces = sum(p.face is not None for p in runner.pending)
-                if faces >= batch_size or len(runner.pending) >= 4 * batch_size:  # bound memory on faceless runs
-                    runner.flush(source)
-                bar.update(1)
-            runner.flush(source)
-        except InputError as exc:
-            runner.flush(source)
-            report(source.path, str(exc))
-            errors.append((str(source.path), str(exc)))
-            runner.rows.append({"source": str(source.path), "status": "error", **base})
-        finally:
-            if runner.video is not None:
-                runner.video.close()
-                runner.video = None
-    bar.close()
-    table = pd.DataFrame(runner.rows, columns=result_columns(loaded.au_labels))
-    table = _typed(table, loaded.au_labels)
+                runner.video = VideoOverlay(overlays / f"{source.name}.mp4", _fps(source.path) / every_n_frames,
+                                            grid_shape(loaded.n_aus, title=True))
+                decoded = video_frames(source.path, every_n_frames, declared_check=False)
+            rgb = _frame_at(decoded, item.frame) if decoded is not None else None
+            row = {"source": str(source.path), "frame": item.frame, "time_s": item.time_s, "status": item.status,
+                   **base}
+            if item.status == "ok":
+                row.update(zip(("x0", "y0", "x1", "y1"), item.face.box))
+            elif item.status == "error":
+                report(source.path, f"frame {item.frame}: {item.message}")
+            runner.pending.append(_Pending(row, item.face, rgb, source))
+            faces = sum(p.face is not None for p in runner.pending)
+            if faces >= batch_size or len(runner.pending) >= 4 * batch_size:  # bound memory when faceless
+                runner.flush()
+            bar.update(1)
+        runner.flush()
+        if runner.video is not None:
+            runner.video.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()  # what was scored stays in <out>.partial for --resume
+        if runner.video is not None:
+            runner.video.close()
+        raise
+    finally:
+        events.close()  # stops the worker processes now, not at garbage collection
+        bar.close()
+    new = pd.DataFrame(runner.rows, columns=columns)
+    table = _typed(pd.concat([kept, new], ignore_index=True) if len(kept) else new, loaded.au_labels,
+                   openface_columns)
+    if resume and len(kept):  # resumed frames take their place in input order
+        order = {str(s.path): i for i, s in enumerate(sources)}
+        table = table.sort_values(by=["source", "frame"], key=lambda c: c.map(order) if c.name == "source" else c,
+                                  kind="stable").reset_index(drop=True)
     table.attrs["errors"] = errors
+    if writer is not None:
+        if resume and len(kept):
+            _rewrite_partial(writer, table)
+        writer.finish(table)
     return table
+
+
+def refuse_overwriting_inputs(out: str | Path, sources: list[Source]) -> None:
+    """ResultsFileError when the results file (or its partial file) is one of the inputs."""
+    from fgnet_core.predict.results import ResultsFileError, partial_path
+
+    out = Path(out)
+    targets = {p.resolve() for p in (out, partial_path(out))}
+    for source in sources:
+        if source.kind != "error" and source.path.resolve() in targets:
+            raise ResultsFileError(f"--out {out}: is one of the inputs; refusing to overwrite it")
+
+
+def _rewrite_partial(writer, table: pd.DataFrame) -> None:
+    """Put a resumed run's rows in input order before the partial file is published."""
+    import os
+
+    tmp = writer.partial.with_name(f".{writer.partial.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, writer.partial)
+
+
+def _frame_at(decoded, frame: int) -> np.ndarray | None:
+    """Advance a `video_frames` generator to `frame` -> its RGB, or None past the end."""
+    for index, _, rgb in decoded:
+        if index == frame:
+            return rgb
+        if index > frame:
+            return None
+    return None
 
 
 def _fps(path: Path) -> float:
@@ -264,9 +259,9 @@ def _fps(path: Path) -> float:
         cap.release()
 
 
-def _typed(table: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+def _typed(table: pd.DataFrame, labels: list[str], openface: bool = False) -> pd.DataFrame:
     """Integers that may be missing (frame, box, presence) as nullable Int64, scores as float."""
-    for col in ["frame", "x0", "y0", "x1", "y1", *labels]:
+    for col in ["frame", "x0", "y0", "x1", "y1", *[presence_column(lab, openface) for lab in labels]]:
         table[col] = table[col].astype("Int64")
     for col in ["time_s", *[f"{lab}_score" for lab in labels]]:
         table[col] = table[col].astype("float64")

@@ -310,3 +310,65 @@ def test_command_line(bp4d_raw, tmp_path, monkeypatch, capsys):
     assert "BP4D ingestion" in capsys.readouterr().out
     assert cli.main(["ingest", "disfa", str(tmp_path / "missing"), "--out", str(out)]) == 1
     assert "raw DISFA folder not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- malformed label files
+
+def _corrupt_bp4d_cell(raw: Path, value: str) -> Path:
+    """F003/T1: AU4 of frame 2 (line 3 of the file) replaced by `value`."""
+    occ = raw / "AUCoding" / "AU_OCC" / "F003_T1.csv"
+    lines = occ.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[1 + OCC_AUS.index(4)] = value
+    lines[2] = ",".join(cells)
+    occ.write_text("\n".join(lines) + "\n")
+    return occ
+
+
+def test_bp4d_non_numeric_cell_is_an_error_naming_file_and_line(bp4d_raw, tmp_path):
+    _corrupt_bp4d_cell(bp4d_raw, "1?")
+    with pytest.raises(ValueError, match=r"F003_T1\.csv.*line 3.*AU 4.*'1\?'"):
+        ingest_bp4d(bp4d_raw, tmp_path / "out", aligner=FakeAligner(), verbose=False)
+
+
+def test_bp4d_bad_cells_skipped_and_counted_with_the_flag(bp4d_raw, tmp_path, capsys):
+    _corrupt_bp4d_cell(bp4d_raw, "x")
+    report = ingest_bp4d(bp4d_raw, tmp_path / "out", aligner=FakeAligner(), skip_bad_labels=True)
+    assert report.scan["bad_label_rows"] == 1 and report.scan["not_coded"] == 1  # not read as 9
+    assert report.scan["labelled"] == 5 + 2 + 5 * 3 - 1
+    assert "skipped (malformed label)  1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "BP4D" / "ingest_summary.json").read_text())["scan"]["bad_label_rows"] == 1
+
+
+def test_bp4d_empty_cell_stays_not_coded(bp4d_raw, tmp_path):
+    _corrupt_bp4d_cell(bp4d_raw, "")
+    report = ingest_bp4d(bp4d_raw, tmp_path / "out", aligner=FakeAligner(), verbose=False)
+    assert report.scan["not_coded"] == 2 and report.scan.get("bad_label_rows", 0) == 0
+
+
+def test_disfa_empty_label_file_is_an_error(disfa_raw, tmp_path):
+    (disfa_raw / "ActionUnit_Labels" / "SN006" / "SN006_au9.txt").write_text("")
+    with pytest.raises(ValueError, match=r"SN006_au9\.txt.*empty"):
+        ingest_disfa(disfa_raw, tmp_path / "out", aligner=FakeAligner(), verbose=False)
+
+
+def test_disfa_bad_files_and_lines_skipped_and_counted_with_the_flag(disfa_raw, tmp_path):
+    (disfa_raw / "ActionUnit_Labels" / "SN006" / "SN006_au9.txt").write_text("\n")
+    au2 = disfa_raw / "ActionUnit_Labels" / "SN001" / "SN001_au2.txt"
+    au2.write_text(au2.read_text().replace("3,0\n", "3,zero\n"))
+    report = ingest_disfa(disfa_raw, tmp_path / "out", aligner=FakeAligner(), verbose=False, skip_bad_labels=True)
+    assert report.scan["bad_label_files"] == 1 and report.scan["bad_label_lines"] == 1
+    assert report.aligned == 2 * VIDEO_FRAMES - 1 + VIDEO_FRAMES - 1  # SN006 skipped; SN001 frame 3 incomplete
+    assert "SN006" not in set(pd.read_csv(label_csv_path(tmp_path / "out", "DISFA", 1, "test"))["image_path"].str[23:28])
+
+
+def test_command_line_skip_flag(bp4d_raw, tmp_path, monkeypatch, capsys):
+    import fgnet_core.data.align_batch as align_batch
+
+    monkeypatch.setattr(align_batch, "AlignJob", _Job)
+    monkeypatch.setattr(align_batch, "run_alignment", FakeAligner())
+    _corrupt_bp4d_cell(bp4d_raw, "x")
+    assert cli.main(["ingest", "bp4d", str(bp4d_raw), "--out", str(tmp_path / "a"), "--no-progress"]) == 1
+    assert "F003_T1.csv" in capsys.readouterr().err
+    assert cli.main(["ingest", "bp4d", str(bp4d_raw), "--out", str(tmp_path / "b"), "--no-progress",
+                     "--skip-bad-labels"]) == 0
