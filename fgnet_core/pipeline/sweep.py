@@ -41,18 +41,29 @@ def efficiency_specs(params: dict, dataset: str, backbone: str) -> list[RunSpec]
             for n in eff["sizes"][params["corpus"]] for f in params["folds"] for s in eff["seeds"]]
 
 
+def run_params(params: dict, spec: RunSpec) -> dict:
+    """params.yaml for one run: a shallow copy in which only the run's own seed and backbone differ."""
+    params = params.copy()
+    params["seed"], params["backbone"] = spec.seed, spec.backbone
+    return params
+
+
+def record_run(run_dir: Path, spec: RunSpec, metrics: dict, log_lines: list[str]) -> dict:
+    """`<run>/metrics.json`: the run's spec and test metrics; a run with a matching record counts as finished."""
+    metrics = {**metrics, "seed": spec.seed, "backbone": spec.backbone, "size": spec.size}
+    write_json(Path(run_dir) / "metrics.json", {"spec": asdict(spec), "metrics": metrics, "log": log_lines})
+    return metrics
+
+
 def _run_in_worker(spec: RunSpec, params: dict, root: str, run_dir: str, threads: int) -> dict:
     """Worker side: one run, with its own torch thread count; returns its metrics."""
     torch.set_num_threads(threads)
-    params = params.copy()  # a shallow copy: only the run's own seed and backbone differ
-    params["seed"], params["backbone"] = spec.seed, spec.backbone
+    params = run_params(params, spec)
     lay = Layout(Path(root), params)
     lines: list[str] = []
     out = train_run(params, lay, spec.dataset, spec.fold, spec.protocol, size=spec.size or None,
                     log=lines.append, run_dir=Path(run_dir))
-    metrics = {**out.metrics, "seed": spec.seed, "backbone": spec.backbone, "size": spec.size}
-    write_json(Path(run_dir) / "metrics.json", {"spec": asdict(spec), "metrics": metrics, "log": lines})
-    return metrics
+    return record_run(Path(run_dir), spec, out.metrics, lines)
 
 
 def _finished(run_dir: Path, spec: RunSpec) -> dict | None:
