@@ -182,14 +182,6 @@ def test_run_folders_are_named_by_spec(tmp_path):
     assert lay.demo_model == tmp_path / "workspace" / "runs" / "BP4D" / "BP4D_0_clean_s0_scratch" / "best.pt"
 
 
-def test_subset_runs_have_their_own_metrics_files(tmp_path):
-    from fgnet_core.pipeline.runs import run_metrics_path
-
-    lay = Layout(tmp_path, load_params())
-    assert run_metrics_path(lay, "bp4d", 1, "faithful") == lay.metrics_dir / "runs" / "BP4D_1_faithful.json"
-    assert run_metrics_path(lay, "DISFA", 0, "clean", 150) == lay.metrics_dir / "efficiency" / "DISFA_0_clean_n150.json"
-
-
 def test_within_domain_names_the_missing_run_table(tmp_path):
     from fgnet_core.pipeline.evaluate import within_domain
 

@@ -149,15 +149,6 @@ class Layout:
         spec = RunSpec("BP4D", 0, "clean", 0, 0, self.params.get("backbone", "pretrained"))
         return self.run_dir_of(spec) / "best.pt"
 
-    def run_name(self, dataset: str, fold: int, protocol: str) -> str:
-        return f"{canonical_dataset(dataset)}_{int(fold)}_{protocol}"
-
-    def run_dir(self, dataset: str, fold: int, protocol: str) -> Path:
-        return self.runs_dir / self.run_name(dataset, fold, protocol)
-
-    def run_metrics(self, dataset: str, fold: int, protocol: str) -> Path:
-        return self.metrics_dir / "runs" / f"{self.run_name(dataset, fold, protocol)}.json"
-
     @property
     def pretrain_dir(self) -> Path:
         return self.root / "workspace" / "pretrain"

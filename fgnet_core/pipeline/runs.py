@@ -1,8 +1,6 @@
 """One training run of the pipeline (dataset x fold x protocol, optionally on a subset) and its metrics."""
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,34 +63,17 @@ def flat_f1(scores: dict, prefix: str = "f1") -> dict:
     return {f"{prefix}_{k}": round(float(v), 4) for k, v in scores.items()}
 
 
-def write_json(path: Path, obj: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
-    return path
-
-
 @dataclass
 class RunPlan:
-    """What one run trains on, selects its epoch on and is scored on, and where it writes."""
+    """What one run trains on, selects its epoch on and is scored on."""
     name: str
     dataset: str
-    run_dir: Path
-    metrics_path: Path
     train_set: AUDataset
     selection_set: AUDataset
     select_split: str
     test_set: AUDataset
     eval_sets: dict
     run_params: dict
-
-
-def run_metrics_path(lay: Layout, dataset: str, fold: int, protocol: str, size: int | None = None) -> Path:
-    """reports/metrics/runs/<run>.json, or reports/metrics/efficiency/<run>_n<size>.json for subset runs."""
-    if not size:
-        return lay.run_metrics(dataset, fold, protocol)
-    return lay.metrics_dir / "efficiency" / f"{lay.run_name(dataset, fold, protocol)}_n{size}.json"
 
 
 def subset_table(lay: Layout, dataset: str, fold: int, size: int, select_split: str) -> pd.DataFrame:
@@ -119,9 +100,7 @@ def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     train_split, select_split = SPLITS_OF[protocol]
-    name = lay.run_name(dataset, fold, protocol) + (f"_n{size}" if size else "")
-    run_dir = (lay.efficiency_dir(dataset) if size else lay.runs_dir) / name
-    metrics_path = run_metrics_path(lay, dataset, fold, protocol, size)
+    name = f"{dataset}_{int(fold)}_{protocol}" + (f"_n{size}" if size else "")
     table = None
     if size:
         table = subset_table(lay, dataset, fold, size, select_split)
@@ -129,27 +108,27 @@ def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, 
     selection = labelled_set(lay, params, dataset, fold, select_split, False)
     test_set = selection if select_split == "test" else labelled_set(lay, params, dataset, fold, "test", False)
     eval_sets = {}  # the test set is scored once, at the selected epoch: per-epoch test scores cost a fifth of a run
-    return RunPlan(name, dataset, run_dir, metrics_path, train_set, selection, select_split, test_set, eval_sets,
+    return RunPlan(name, dataset, train_set, selection, select_split, test_set, eval_sets,
                    {"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
 
 
-def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, *, size: int | None = None,
-              log=print, progress=None, device: str = "cpu", run_dir: Path | None = None) -> RunOutput:
-    """Train one model and score its selected epoch on the fold's test subjects (under `run_dir` if given)."""
+def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, *, run_dir: Path,
+              size: int | None = None, log=print, progress=None, device: str = "cpu") -> RunOutput:
+    """Train one model under `run_dir` (see `Layout.run_dir_of`) and score its selected epoch on the fold's
+    test subjects."""
     plan = plan_run(params, lay, dataset, fold, protocol, size)
-    if run_dir is not None:
-        plan.run_dir = Path(run_dir)
+    run_dir = Path(run_dir)
     recipe = recipe_for(params)
     log(f"{plan.name}: {len(plan.train_set)} training frames, selecting on {plan.select_split} "
         f"({len(plan.selection_set)} frames), preset {params['preset']}, {recipe.epochs} epochs x "
         f"<= {recipe.iterations} iterations")
     model = build_model(params, lay)
-    result = train(model, plan.train_set, recipe, plan.run_dir, plan.dataset,
+    result = train(model, plan.train_set, recipe, run_dir, plan.dataset,
                    selection_set=plan.selection_set, eval_sets=plan.eval_sets, device=device, log=log,
                    progress=progress, run_params=plan.run_params)
     best, _ = checkpoints.load_training_checkpoint(result.best_path)
     preds = predict_dataset(best.to(device), plan.test_set, recipe.eval_batch_size, device=device, amp=recipe.amp)
-    return score_run(plan.name, plan.run_dir, preds, plan.dataset, fold, protocol, result,
+    return score_run(plan.name, run_dir, preds, plan.dataset, fold, protocol, result,
                      len(plan.train_set))
 
 
@@ -169,14 +148,3 @@ def score_run(name: str, run_dir: Path, preds, dataset: str, fold: int, protocol
                "selection_f1": round(result.best_selection_f1, 4), **flat_f1(test_scores),
                **flat_f1(all_present, "allpos_f1"), **extra}
     return RunOutput(name, metrics, run_dir)
-
-
-def publish_run(out: RunOutput, lay: Layout, metrics_path: Path) -> Path:
-    """Write the run's metrics JSON to `metrics_path` (see `run_metrics_path`) and copy its curves where DVC
-    reads them."""
-    write_json(metrics_path, out.metrics)
-    history = out.run_dir / "history.csv"
-    if history.exists():
-        lay.curves_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(history, lay.curves_dir / f"{out.name}.csv")
-    return metrics_path
