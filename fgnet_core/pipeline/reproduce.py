@@ -17,6 +17,7 @@ from pathlib import Path
 from fgnet_core.paths import REPO_ROOT
 
 PATTERNS = ("reports/metrics/*.json", "reports/metrics/**/*.json", "reports/compare/claims.json")
+TIMINGS = ("seconds", "minutes", "per_second")  # keys that measure the machine, not the result
 
 
 def flatten(obj, prefix: str = "") -> dict[str, float]:
@@ -52,6 +53,8 @@ def differences(root: Path, rev: str, tolerance: float) -> tuple[list[str], int]
             problems.append(f"{rel}: cannot read the fresh file ({exc})")
             continue
         for key, value in old.items():
+            if any(t in key for t in TIMINGS):
+                continue
             compared += 1
             fresh = new.get(key)
             if fresh is None or not math.isfinite(fresh):
