@@ -186,7 +186,7 @@ def toy_pipeline(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
     base["pretrain"]["corpus"]["faces"] = 80
     base["pretrain"]["generator"].update(steps=2, batch_size=4)
     base["pretrain"]["encoder"].update(steps=2, batch_size=4, holdout=8)
-    base["compare"].update(seeds=[0, 1], sizes=[4])  # two seeds: a standard error exists
+    base["compare"].update(seeds=[0, 1], sizes=[4], attempts={"frozen": {"freeze_backbone": True}})  # two seeds: an SE
     _toy_raw_bp4d(Layout(root, base).raw_dir / "BP4D")
 
     reads = {}
@@ -241,8 +241,12 @@ def test_toy_pipeline_outputs(toy_pipeline):
     assert len(compared) == 2 * 3 * 2 * 2  # backbones x folds x seeds x (full, size 4)
     assert set(compared["protocol"]) == {"clean"} and set(compared["seed"]) == {0, 1}
     assert not (root / "workspace" / "compare").exists()  # scratch runs are removed: the tables are the result
+    attempts = pd.read_csv(compare / "attempts.csv")
+    assert list(attempts["attempt"]) == ["frozen"] and list(attempts["claim"]) == ["within-domain BP4D"]
+    assert attempts["recipe"].tolist() == ["freeze_backbone: True"] and attempts["se"].notna().all()
     readme = (root / "reports" / "README.md").read_text()
     assert "## The paper's findings on the demo" in readme and "](compare/efficiency.png)" in readme
+    assert "### Other recipes tried" in readme and "freeze_backbone: True" in readme
 
 
 def test_read_recorder_records_dotted_paths():

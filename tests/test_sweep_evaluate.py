@@ -211,6 +211,15 @@ def test_comparison_params_replace_protocols_seeds_and_sizes_only():
     assert all(cp[k] == params[k] for k in params if k not in ("protocols", "seeds", "efficiency"))
 
 
+def test_attempt_params_change_only_the_recipe_of_a_copy():
+    from fgnet_core.pipeline.compare import attempt_params
+
+    cp = {"train": {"lr": None, "epochs": None}, "seeds": [0, 1]}
+    ap = attempt_params(cp, {"lr": 5.0e-4})
+    assert ap["train"] == {"lr": 5.0e-4, "epochs": None} and ap["seeds"] == [0, 1]
+    assert cp["train"] == {"lr": None, "epochs": None}  # the comparison's own params are untouched
+
+
 # ----------------------------------------------------------------------------------------------- config
 
 def _params_file(tmp_path, edit):

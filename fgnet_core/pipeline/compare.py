@@ -68,13 +68,46 @@ def claims(runs: pd.DataFrame, cross: pd.DataFrame, datasets: list[str]) -> pd.D
                 per_seed(part[part["backbone"] == "pretrained"], "avg"),
                 per_seed(part[part["backbone"] == "scratch"], "avg"))})
     small = runs[runs["size"] > 0]
-    for ds in datasets:
+    for ds in (datasets if not small.empty else []):  # attempts run no subsets
         part = small[small["dataset"] == ds]
         smallest = part["size"].min()
         part = part[part["size"] == smallest]
         rows.append({"claim": f"{ds} with {smallest} training frames", **difference(
             per_seed(part[part["backbone"] == "pretrained"], "f1_avg"),
             per_seed(part[part["backbone"] == "scratch"], "f1_avg"))})
+    return pd.DataFrame(rows)
+
+
+def attempt_params(cp: dict, recipe: dict) -> dict:
+    """The comparison's params with one attempt's recipe values (keys of `train:`) laid over the demo recipe."""
+    ap = cp.copy()
+    ap["train"] = {**cp["train"], **recipe}
+    return ap
+
+
+def cross_domain_of(cp: dict, lay: Layout, runs_dir, full: pd.DataFrame, datasets: list[str], device: str,
+                    log) -> pd.DataFrame:
+    """Every full-data model of both backbones scored on each corpus's test folds (one row per model x target)."""
+    return pd.concat([cross_domain_runs(cp, lay, {ds: runs_dir for ds in datasets},
+                                        {ds: full[(full["dataset"] == ds) & (full["backbone"] == b)]
+                                         for ds in datasets}, cp["protocols"][0], device=device, log=log)
+                      for b in BACKBONES], ignore_index=True)
+
+
+def run_attempts(cp: dict, lay: Layout, datasets: list[str], runs_dir, device: str, log) -> pd.DataFrame:
+    """Other recipes for both backbones (`compare.attempts`): the full-data runs of each, within- and
+    cross-domain claims as above. One row per (attempt, claim)."""
+    rows = []
+    for name, recipe in (cp["compare"].get("attempts") or {}).items():
+        ap = attempt_params(cp, dict(recipe))
+        specs = [s for b in BACKBONES for ds in datasets for s in training_specs(ap, ds, b)]
+        log(f"attempt {name} ({recipe}): {len(specs)} runs")
+        results = run_sweep(specs, ap, lay.root, runs_dir / name, workers=int(cp["runtime"]["workers"]),
+                            threads=int(cp["runtime"]["threads"]), log=log)
+        runs = sweep_table(specs, results)
+        cross = cross_domain_of(ap, lay, runs_dir / name, runs, datasets, device, log)
+        for _, r in claims(runs, cross, datasets).iterrows():
+            rows.append({"attempt": name, "recipe": ", ".join(f"{k}: {v}" for k, v in recipe.items()), **r})
     return pd.DataFrame(rows)
 
 
@@ -91,13 +124,11 @@ def run_comparison(params: dict, lay: Layout, device: str = "cpu", log=print) ->
     runs = sweep_table(specs, results)
     protocol = cp["protocols"][0]
     full = runs[runs["size"] == 0]
-    cross = pd.concat([cross_domain_runs(cp, lay, {ds: scratch_dir for ds in datasets},
-                                         {ds: full[(full["dataset"] == ds) & (full["backbone"] == b)]
-                                          for ds in datasets}, protocol, device=device, log=log)
-                       for b in BACKBONES], ignore_index=True)
+    cross = cross_domain_of(cp, lay, scratch_dir, full, datasets, device, log)
     cross_table, _ = cross_domain_summary(cross)
     curve = efficiency_curve(runs[runs["size"] > 0], full, protocol)
     verdicts = claims(runs, cross, datasets)
+    attempts = run_attempts(cp, lay, datasets, scratch_dir / "attempts", device, log)
     out = lay.reports_dir / "compare"
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False, float_format="%.4f")
@@ -105,6 +136,7 @@ def run_comparison(params: dict, lay: Layout, device: str = "cpu", log=print) ->
     cross_table.to_csv(out / "cross_domain.csv", index=False, float_format="%.4f")
     curve.to_csv(out / "efficiency.csv", index=False, float_format="%.4f")
     verdicts.to_csv(out / "claims.csv", index=False)
+    attempts.to_csv(out / "attempts.csv", index=False)
     write_json(out / "claims.json", {r["claim"]: {k: r[k] for k in ("pretrained", "scratch", "difference", "se")}
                                      for _, r in verdicts.iterrows()})
     figs.efficiency_figure(curve, out / "efficiency.png", title=f"Pretrained vs scratch, {protocol}")
@@ -116,17 +148,32 @@ def run_comparison(params: dict, lay: Layout, device: str = "cpu", log=print) ->
         .reset_index().assign(condition=lambda d: d["source"] + " → " + d["target"]).rename(columns={"avg": "f1"}),
     ], ignore_index=True)
     figs.seed_points_figure(points, out / "seeds.png", f"Per seed ({protocol}; 3-fold means)")
-    write_text(out / "README.md", comparison_markdown(verdicts, runs, cross_table, curve, cp))
+    write_text(out / "README.md", comparison_markdown(verdicts, runs, cross_table, curve, cp, attempts))
     shutil.rmtree(scratch_dir, ignore_errors=True)
     return verdicts
 
 
-def comparison_markdown(verdicts: pd.DataFrame, runs: pd.DataFrame, cross_table: pd.DataFrame,
-                        curve: pd.DataFrame, cp: dict) -> str:
-    protocol, seeds = cp["protocols"][0], cp["seeds"]
-    rows = [{"claim": r["claim"], "pretrained": r["pretrained"], "scratch": r["scratch"],
+def claim_rows(verdicts: pd.DataFrame) -> list[dict]:
+    return [{"claim": r["claim"], "pretrained": r["pretrained"], "scratch": r["scratch"],
              "pretrained − scratch ± SE": f"{r['difference']:+.1f} ± {r['se']:.1f}",
              "> 2 SE": "yes" if r["beyond_2se"] else "no"} for _, r in verdicts.iterrows()]
+
+
+def attempts_markdown(attempts: pd.DataFrame, cp: dict) -> list[str]:
+    """The other recipes tried, each claim as above (empty when `compare.attempts` is empty)."""
+    if attempts.empty:
+        return []
+    rows = [{"attempt": r["attempt"], "recipe change": r["recipe"], **claim_rows(pd.DataFrame([r]))[0]}
+            for _, r in attempts.iterrows()]
+    return ["### Other recipes tried", "",
+            f"Each attempt changes the demo recipe for both backbones and repeats the full-data runs (`{cp['protocols'][0]}`, "
+            f"seeds {cp['seeds']}, all folds); the claims are computed as above.", "", md_table(pd.DataFrame(rows)), ""]
+
+
+def comparison_markdown(verdicts: pd.DataFrame, runs: pd.DataFrame, cross_table: pd.DataFrame,
+                        curve: pd.DataFrame, cp: dict, attempts: pd.DataFrame | None = None) -> str:
+    protocol, seeds = cp["protocols"][0], cp["seeds"]
+    rows = claim_rows(verdicts)
     within = [{"dataset": ds, "backbone": b, **{k: v for k, v in spread(part, "f1_avg").items() if k != "n_folds"}}
               for (ds, b), part in runs[runs["size"] == 0].groupby(["dataset", "backbone"])]
     drops = [{"backbone": r["backbone"], "transfer": f"{r['source']} → {r['target']}", "F1": r["avg"],
@@ -140,4 +187,5 @@ def comparison_markdown(verdicts: pd.DataFrame, runs: pd.DataFrame, cross_table:
         md_table(pd.DataFrame(rows)), "", "Within-domain F1 (mean ± sd over seeds, sd over folds):", "",
         md_table(pd.DataFrame(within)), "", "Cross-domain drop (AUs 1, 2, 4, 6, 12):", "",
         md_table(pd.DataFrame(drops)), "", "![F1 vs training frames, both backbones](efficiency.png)", "",
-        "![per-seed scores](seeds.png)", "", "![cross-domain, both backbones](cross_domain.png)", ""])
+        "![per-seed scores](seeds.png)", "", "![cross-domain, both backbones](cross_domain.png)", "",
+        *attempts_markdown(attempts if attempts is not None else pd.DataFrame(), cp)])
