@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fgnet_core.data.ffhq_geometry import apply_affine, ffhq_quad, invert_affine, quad_matrix  # noqa: F401 (re-exported)
+from fgnet_core.paths import dlib_landmark_model
 
 PADDING_MODES = ("reflect", "edge", "constant", "none")
 DEFAULT_MAX_PIXELS = 50_000_000   # refuse larger images before decoding (decompression bombs)
@@ -155,8 +156,6 @@ def _dlib_models(predictor_path=None):
     import dlib
 
     if predictor_path is None:
-        from fgnet_core.paths import dlib_landmark_model
-
         predictor_path = dlib_landmark_model()
     key = str(predictor_path)
     if key not in _MODELS:

@@ -24,10 +24,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fgnet_core.data.align import PADDING_MODES, AlignmentError, FaceAligner, load_image_rgb
 from fgnet_core.data.align_inputs import (  # noqa: F401 (re-exported: the runner's public inputs)
     IMAGE_EXTENSIONS, OUTPUT_SUBFOLDERS, VIDEO_EXTENSIONS, AlignJob, OutputNameClash, jobs_for_paths, name_clashes,
     video_frame_count,
 )
+from fgnet_core.paths import dlib_landmark_model
 
 VIDEO_CHUNK = 128       # frames per task: one seek per chunk, and long videos still spread over workers
 _TEMP_SUFFIX = ".part"  # temp files: ".<name>.<pid>.part" (hidden, never named like an output)
@@ -108,8 +110,6 @@ def _init_worker(out_dir: str, predictor_path, transform_size, padding, upsample
     if in_pool:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates workers
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    from fgnet_core.data.align import FaceAligner
-
     _ALIGNER = FaceAligner(predictor_path=predictor_path, transform_size=transform_size, padding=padding,
                            upsample=upsample)
     _OUT_DIR = Path(out_dir)
@@ -129,8 +129,6 @@ def _align_one(rgb, rel: str) -> None:
 
 def _reason(exc: BaseException, source: str) -> str:
     """One line for failures.csv; the path has its own column, so a leading "<path>: " is dropped."""
-    from fgnet_core.data.align import AlignmentError
-
     text = str(exc) if isinstance(exc, AlignmentError) else f"{type(exc).__name__}: {exc}"
     text = text.removeprefix(f"{source}: ")
     return " ".join(text.split()) or type(exc).__name__
@@ -140,8 +138,6 @@ def _run_task(task) -> list[tuple[str, int | None, str | None]]:
     source, is_video, items = task
     if is_video:
         return _run_video_task(source, items)
-    from fgnet_core.data.align import load_image_rgb
-
     results = []
     for rel, frame in items:
         try:
@@ -156,8 +152,6 @@ def _run_task(task) -> list[tuple[str, int | None, str | None]]:
 def _run_video_task(source: str, items) -> list[tuple[str, int | None, str | None]]:
     """Frames in increasing order from one VideoCapture: one seek, then sequential decoding."""
     import cv2
-
-    from fgnet_core.data.align import AlignmentError
 
     items = sorted(items, key=lambda item: item[1])
     results = []
@@ -258,15 +252,11 @@ def run_alignment(jobs: list[AlignJob], out_dir: Path, *, workers: int = 2, pred
     """
     from tqdm.auto import tqdm
 
-    from fgnet_core.data.align import PADDING_MODES
-
     if padding not in PADDING_MODES:
         raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
     if upsample not in (0, 1, 2):
         raise ValueError(f"upsample must be 0, 1 or 2, got {upsample!r}")
     if predictor_path is None:
-        from fgnet_core.paths import dlib_landmark_model
-
         predictor_path = dlib_landmark_model()
     if not Path(predictor_path).is_file():
         raise FileNotFoundError(f"{predictor_path}: dlib landmark model not found")

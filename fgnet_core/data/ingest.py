@@ -239,6 +239,7 @@ def write_fold_files(table: pd.DataFrame, dataset: str, out_root, *, seed: int =
 
 def _alignment_api():
     """(AlignJob, run_alignment), imported only now (the runner's workers pull in dlib and OpenCV)."""
+    # deferred: dlib and OpenCV load only when alignment runs (and tests replace the runner's attributes)
     from fgnet_core.data.align_batch import AlignJob, run_alignment
 
     return AlignJob, run_alignment

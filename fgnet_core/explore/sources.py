@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fgnet_core.data.align import AlignmentError, FaceAligner
 from fgnet_core.data.au_tables import DATASETS, canonical_dataset, dataset_aus
+from fgnet_core.data.dataset import AUDataset, landmark_path, load_landmarks
+from fgnet_core.data.labels import label_csv_path, read_label_csv
+from fgnet_core.models.fgnet import FGNet
 from fgnet_core.paths import REPO_ROOT
 from fgnet_core.predict.models import LoadedModel, ModelNotFoundError, resolve_model
 
@@ -34,8 +38,6 @@ def explore_model(model_path: str | Path = "demo", fallback_dataset: str = "BP4D
     try:
         return resolve_model(model_path, root=REPO_ROOT)
     except ModelNotFoundError as exc:
-        from fgnet_core.models.fgnet import FGNet
-
         torch.manual_seed(seed)
         net = FGNet("tiny").eval()
         ds = canonical_dataset(fallback_dataset)
@@ -69,9 +71,6 @@ class CorpusSource:
 
     def __init__(self, aligned_root: str | Path, dataset: str, fold: int, split: str = "test",
                  heatmap_size: int = 128, max_images: int | None = 64):
-        from fgnet_core.data.dataset import AUDataset
-        from fgnet_core.data.labels import label_csv_path, read_label_csv
-
         self.root = Path(aligned_root)
         self.dataset, self.fold = dataset, int(fold)
         csv = label_csv_path(self.root, dataset, fold, split)
@@ -89,8 +88,6 @@ class CorpusSource:
         return list(self.items.paths)
 
     def sample(self, index: int) -> Sample:
-        from fgnet_core.data.dataset import landmark_path, load_landmarks
-
         item = self.items[index]
         image = ((item["image"].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)  # [256, 256, 3]
         stored = landmark_path(self.items.image_file(index))
@@ -120,8 +117,6 @@ class PhotoSource:
 
     def add(self, image, name: str) -> int:
         """Align an RGB array, an image path or encoded image bytes; -> the new index. ValueError if no face."""
-        from fgnet_core.data.align import AlignmentError, FaceAligner
-
         if isinstance(image, (bytes, bytearray, memoryview)):
             from PIL import Image
 
@@ -193,8 +188,8 @@ def model_outputs(loaded: LoadedModel, images: list[np.ndarray], batch_size: int
     return heat.numpy(), heat.clamp(-1.0, 1.0).mean(dim=(2, 3)).numpy()
 
 
-def explore_samples(image_paths=(), aligned_root: str | Path = "workspace/aligned", dataset: str = "BP4D", fold: int = 0,
-                    max_images: int = 8, heatmap_size: int = 128) -> list[Sample]:
+def explore_samples(image_paths=(), aligned_root: str | Path = "workspace/aligned", dataset: str = "BP4D",
+                    fold: int = 0, max_images: int = 8, heatmap_size: int = 128) -> list[Sample]:
     """`image_paths` aligned on the spot; else the aligned corpus's test images; else the offline photo."""
     if image_paths:
         return PhotoSource(image_paths).samples[:max_images]

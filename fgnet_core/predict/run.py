@@ -3,9 +3,10 @@
 Every frame is aligned like the training data (`FaceAligner`: the largest face, FFHQ-style, 256 px), so
 one face per frame is scored, as in the official FG-Net code; in videos the face is detected every
 `detect_every` frames and followed in between (`FaceTracker`). Decoding and alignment run inline or in
-`workers` processes (`data/frame_source.py`); aligned faces are batched through the model here; a frame without a face gives a `no_face` row, an input that cannot be read gives an `error` row
-and one line on stderr, and the run goes on with the next input. A video that ends before the frame count
-its container declares (truncated) gets an `error` row at the first missing frame. With `out`, rows are
+`workers` processes (`data/frame_source.py`); aligned faces are batched through the model here; a frame
+without a face gives a `no_face` row, an input that cannot be read gives an `error` row and one line on
+stderr, and the run goes on with the next input. A video that ends before the frame count its container
+declares (truncated) gets an `error` row at the first missing frame. With `out`, rows are
 written as they are scored (see `results.py`), so an interrupted run keeps them and `resume` continues it.
 """
 from __future__ import annotations
@@ -22,7 +23,10 @@ import torch
 from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
     InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
 )
+from fgnet_core.predict import overlays as ov
 from fgnet_core.predict.models import LoadedModel, resolve_model
+from fgnet_core.predict.overlays import VideoOverlay, grid_shape
+from fgnet_core.predict.results import ResultsFileError, ResultsWriter, partial_path
 
 HEAD_COLUMNS = ["source", "frame", "time_s", "x0", "y0", "x1", "y1", "status"]
 TAIL_COLUMNS = ["model", "dataset"]
@@ -64,8 +68,6 @@ class _Runner:
 
     @torch.no_grad()
     def flush(self) -> None:
-        from fgnet_core.predict import overlays as ov
-
         faces = [p for p in self.pending if p.face is not None]
         labels = self.loaded.au_labels
         heat = scores = None
@@ -126,8 +128,6 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
     """
     from tqdm import tqdm
 
-    from fgnet_core.predict.results import ResultsFileError, ResultsWriter
-
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if batch_size < 1 or every_n_frames < 1:
@@ -175,8 +175,6 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
                         runner.video, decoded = None, None
                 continue
             if overlays is not None and source.kind == "video" and runner.video is None:
-                from fgnet_core.predict.overlays import VideoOverlay, grid_shape
-
                 runner.video = VideoOverlay(overlays / f"{source.name}.mp4", _fps(source.path) / every_n_frames,
                                             grid_shape(loaded.n_aus, title=True))
                 decoded = video_frames(source.path, every_n_frames, declared_check=False)
@@ -221,8 +219,6 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
 
 def refuse_overwriting_inputs(out: str | Path, sources: list[Source]) -> None:
     """ResultsFileError when the results file (or its partial file) is one of the inputs."""
-    from fgnet_core.predict.results import ResultsFileError, partial_path
-
     out = Path(out)
     targets = {p.resolve() for p in (out, partial_path(out))}
     for source in sources:
