@@ -357,5 +357,5 @@ def is_finite_model(model: nn.Module) -> bool:
 
 __all__ = ["CheckpointError", "read_checkpoint", "load_state_strict", "load_stylegan2", "load_psp_encoder",
            "load_fgnet", "save_stylegan2", "save_psp_encoder", "save_fgnet_model", "atomic_save",
-           "save_training_checkpoint", "load_training_checkpoint", "is_finite_model", "require_finite", "stylegan2_config",
-           "psp_encoder_config", "TRAINING_FORMAT"]
+           "save_training_checkpoint", "load_training_checkpoint", "is_finite_model", "require_finite",
+           "stylegan2_config", "psp_encoder_config", "TRAINING_FORMAT"]

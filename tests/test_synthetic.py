@@ -55,7 +55,8 @@ def test_every_disfa_subject_shows_every_au():
         labels = plan_subject("DISFA", subject, fold, seed=0, frames_per_subject=48).sequences[0].labels
         columns = [RAW_AUS["DISFA"].index(au) for au in DATASET_AUS["DISFA"]]
         shown = (labels[:, columns] >= 2).any(axis=0)  # occurrence = intensity >= 2
-        assert shown.all(), f"{subject}: AU(s) {[au for au, s in zip(DATASET_AUS['DISFA'], shown) if not s]} never occur"
+        missing = [au for au, s in zip(DATASET_AUS['DISFA'], shown) if not s]
+        assert shown.all(), f"{subject}: AU(s) {missing} never occur"
 
 
 def test_subjects_are_official_test_subjects():

@@ -154,9 +154,11 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
         raise ValueError(f"recipe heatmap_size {recipe.heatmap_size} differs from the model's "
                          f"{model.preset.heatmap_size}")
     if model.interpreter.out_channels < n_aus(dataset):
-        raise ValueError(f"the model has {model.interpreter.out_channels} output channels, {dataset} needs {n_aus(dataset)}")
+        raise ValueError(f"the model has {model.interpreter.out_channels} output channels, "
+                         f"{dataset} needs {n_aus(dataset)}")
     if recipe.batch_size < ranks.world_size:
-        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; it must be >= the {ranks.world_size} ranks")
+        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; "
+                         f"it must be >= the {ranks.world_size} ranks")
     signature = {"recipe": recipe.to_dict(), "dataset": dataset, "n_train": len(train_set),
                  "preset": model.preset.to_dict(), **(run_params or {})}
     eval_sets = dict(eval_sets or {})
@@ -279,5 +281,5 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "au_balance_weights", "au_prevalence", "trainable_parameters", "write_history",
-           "DATASET_AUS"]
+__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "au_balance_weights",
+           "au_prevalence", "trainable_parameters", "write_history", "DATASET_AUS"]
