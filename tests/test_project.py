@@ -74,6 +74,7 @@ def test_importing_the_package_builds_nothing():
 LAYERS = (
     ("paths", "atomic"),                 # repository paths, atomic file writes: standard library only
     ("data",),                           # AU tables, corpora, labels, alignment, targets, datasets: no network
+    ("democorpus",),                     # the demo and pretraining corpus renderer (writes the data layer's formats)
     ("ops",),                            # StyleGAN2 kernels
     ("presets",),                        # model presets
     ("models",),                         # the network (names its outputs by the data layer's AU tables)

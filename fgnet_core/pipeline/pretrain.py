@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from fgnet_core.atomic import write_json
-from fgnet_core.data.synthetic_pretrain import generate_pretrain_corpus, render_pretrain_corpus
+from fgnet_core.democorpus.pretrain import generate_pretrain_corpus, render_pretrain_corpus
 from fgnet_core.models.discriminator import Discriminator
 from fgnet_core.models.stylegan2 import StyleGAN2Generator
 from fgnet_core.pipeline.config import Layout

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fgnet_core.data.synthetic_face import MIRROR_68, RENDERED_AUS, FaceGeometry, Identity
+from fgnet_core.democorpus.face import MIRROR_68, RENDERED_AUS, FaceGeometry, Identity
 
 __all__ = ["Canvas", "render_face"]
 

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from fgnet_core.data.ffhq_geometry import apply_affine, ffhq_quad, invert_affine, quad_matrix
-from fgnet_core.data.synthetic_domain import _backdrop_cached
-from fgnet_core.data.synthetic_face import RENDERED_AUS, Identity, Pose, pose_face, sample_identity
-from fgnet_core.data.synthetic_render import render_face
+from fgnet_core.democorpus.domain import _backdrop_cached
+from fgnet_core.democorpus.face import RENDERED_AUS, Identity, Pose, pose_face, sample_identity
+from fgnet_core.democorpus.render import render_face
 
 __all__ = [
     "CameraStyle", "CAMERA_STYLES", "DEFAULT_STYLES", "POSE_RANGE", "pretrain_identity",
@@ -55,7 +55,7 @@ class CameraStyle:
     mono: bool = False                # near-infrared grey: red-heavy channel mix, colour dropped
 
 
-# Studio and lab take the labelled domains' looks (synthetic_domain: tints, contrast, backdrops); the others are
+# Studio and lab take the labelled domains' looks (`domain`: tints, contrast, backdrops); the others are
 # looks neither labelled domain has.
 CAMERA_STYLES: dict[str, CameraStyle] = {
     "studio": CameraStyle("studio", ("studio",), (0.92, 1.08), (1.0, 1.0), (1.0, 1.0),
