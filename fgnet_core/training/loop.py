@@ -11,7 +11,6 @@ message; `last.pt` then still holds the last good state.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -24,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from fgnet_core import checkpoints
+from fgnet_core.atomic import write_csv_rows, write_text
 from fgnet_core.data.au_tables import DATASET_AUS, canonical_dataset, n_aus
 from fgnet_core.evaluation.metrics import dataset_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
@@ -266,14 +266,8 @@ def write_history(out_dir: Path, history: list[dict]) -> None:
     """Per-epoch curves as CSV (for DVC plots) and JSON."""
     if not history:
         return
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    tmp = out_dir / ".history.csv.tmp"
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(out_dir / "history.csv")
-    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    write_csv_rows(out_dir / "history.csv", history)
+    write_text(out_dir / "history.json", json.dumps(history, indent=2))
 
 
 def _jsonable(obj):
