@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fgnet_core.data.heatmaps import heatmap_scores, is_present
+
 
 @dataclass
 class SetPredictions:
@@ -31,11 +33,11 @@ def predict_dataset(model: torch.nn.Module, dataset: Dataset, batch_size: int = 
             images = batch["image"].to(device)
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
                 heat = model(images)  # [B, C, S, S]
-            scores.append(heat.float().clamp(-1, 1).mean(dim=(2, 3)).cpu().numpy())
+            scores.append(heatmap_scores(heat.float()).cpu().numpy())
             labels.append(batch["labels"].numpy().astype(int))
             paths.extend(batch["path"])
     finally:
         model.train(was_training)
     score = np.concatenate(scores) if scores else np.zeros((0, 0), np.float32)
     return SetPredictions(np.concatenate(labels) if labels else np.zeros((0, 0), int),
-                          (score > 0).astype(int), score, paths)
+                          is_present(score).astype(int), score, paths)

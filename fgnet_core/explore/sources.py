@@ -15,6 +15,8 @@ import torch
 
 from fgnet_core.data.align import AlignmentError, FaceAligner
 from fgnet_core.data.au_tables import DATASETS, canonical_dataset, dataset_aus
+from fgnet_core.data.heatmaps import heatmap_scores
+from fgnet_core.data.image_tensors import to_model_range
 from fgnet_core.data.dataset import AUDataset, landmark_path, load_landmarks
 from fgnet_core.data.labels import label_csv_path, read_label_csv
 from fgnet_core.models.fgnet import FGNet
@@ -63,7 +65,7 @@ class Sample:
     targets: dict[str, np.ndarray] = field(default_factory=dict)  # 'AU01' -> [S, S] training target
 
     def tensor(self) -> torch.Tensor:
-        return torch.from_numpy(self.image.copy()).permute(2, 0, 1).float()[None] / 127.5 - 1.0  # [1, 3, 256, 256]
+        return to_model_range(torch.from_numpy(self.image.copy())[None])  # [1, 3, 256, 256]
 
 
 class CorpusSource:
@@ -182,10 +184,10 @@ def model_outputs(loaded: LoadedModel, images: list[np.ndarray], batch_size: int
     device = next(loaded.net.parameters()).device
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.stack(images[start:start + batch_size])).to(device)  # [B, 256, 256, 3]
-        x = batch.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # [B, 3, 256, 256]
+        x = to_model_range(batch)  # [B, 3, 256, 256]
         heats.append(loaded.net(x)[:, : loaded.n_aus].float().cpu())
     heat = torch.cat(heats) if heats else torch.zeros(0, loaded.n_aus, 1, 1)
-    return heat.numpy(), heat.clamp(-1.0, 1.0).mean(dim=(2, 3)).numpy()
+    return heat.numpy(), heatmap_scores(heat).numpy()
 
 
 def explore_samples(image_paths=(), aligned_root: str | Path = "workspace/aligned", dataset: str = "BP4D",

@@ -23,6 +23,8 @@ import torch
 from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
     InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
 )
+from fgnet_core.data.heatmaps import heatmap_scores, is_present
+from fgnet_core.data.image_tensors import to_model_range
 from fgnet_core.predict import overlays as ov
 from fgnet_core.predict.models import LoadedModel, resolve_model
 from fgnet_core.predict.overlays import VideoOverlay, grid_shape
@@ -73,15 +75,15 @@ class _Runner:
         heat = scores = None
         if faces:
             batch = np.stack([p.face.image for p in faces])  # [B, 256, 256, 3] uint8
-            images = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            images = to_model_range(torch.from_numpy(batch).to(self.device))  # [B, 3, 256, 256]
             heat = self.loaded.net(images)[:, : len(labels)].float().cpu()  # [B, n_aus, S, S]
-            scores = heat.clamp(-1.0, 1.0).mean(dim=(2, 3)).numpy()  # [B, n_aus]
+            scores = heatmap_scores(heat).numpy()  # [B, n_aus]
         k = 0
         for item in self.pending:
             grid = None
             if item.face is not None:
                 s = scores[k]
-                item.row.update({presence_column(lab, self.openface): int(v > 0) for lab, v in zip(labels, s)})
+                item.row.update({presence_column(lab, self.openface): int(is_present(v)) for lab, v in zip(labels, s)})
                 item.row.update({f"{lab}_score": float(v) for lab, v in zip(labels, s)})
                 if self.overlays is not None:
                     source = item.source
