@@ -6,7 +6,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from fgnet_core.data.au_tables import n_aus
-from fgnet_core.data.heatmaps import heatmaps_to_aus
 from fgnet_core.models.interpreter import PyramidInterpreter
 from fgnet_core.models.psp_encoder import GradualStyleEncoder, PSPEncoder, n_styles_for
 from fgnet_core.models.stylegan2 import StyleGAN2Generator
@@ -15,7 +14,7 @@ from fgnet_core.presets import ModelPreset, get_preset
 
 def heatmaps_to_presence(heatmaps: torch.Tensor) -> torch.Tensor:
     """[B, C, S, S] raw heatmaps -> int [B, C]: present when the clamped map's mean is > 0."""
-    return heatmaps_to_aus(heatmaps).int()
+    return (heatmaps.clamp(-1.0, 1.0).mean(dim=(2, 3)) > 0).int()
 
 
 class FGNet(nn.Module):
