@@ -1,5 +1,8 @@
 """Atomic file writes: a temporary file beside the target, then a rename, so readers (DVC, a resumed run,
-another process) never see half a file. `atomic_path` is the one mechanism; the writers below use it."""
+another process) never see half a file. `atomic_path` is the one mechanism; the writers below use it.
+
+A transfer that may stop and continue in a later run (a download) streams into `part_path(target)` instead, a
+fixed hidden name that outlives the run, and `publish` renames it into place once it is whole."""
 from __future__ import annotations
 
 import csv
@@ -21,11 +24,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def part_path(path: str | os.PathLike) -> Path:
+    """The hidden `.<name>.part` beside `path`: where a resumable transfer streams; kept when a run stops."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part")
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Rename a finished temporary file over `path` (mode 0644) -> `path`."""
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fgnet_core.atomic import atomic_path
 from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
     InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
 )
@@ -230,11 +231,8 @@ def refuse_overwriting_inputs(out: str | Path, sources: list[Source]) -> None:
 
 def _rewrite_partial(writer, table: pd.DataFrame) -> None:
     """Put a resumed run's rows in input order before the partial file is published."""
-    import os
-
-    tmp = writer.partial.with_name(f".{writer.partial.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, writer.partial)
+    with atomic_path(writer.partial) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def _frame_at(decoded, frame: int) -> np.ndarray | None:
