@@ -112,7 +112,8 @@ def drift(video: Path, detect_every: int) -> tuple[float, float, int, int]:
     """Mean and 95th percentile px distance of tracked to per-frame-detected landmarks; detections, frames."""
     import cv2
 
-    from fgnet_core.data.align import FaceAligner, NoFaceError
+    from fgnet_core.data.align import FaceAligner
+    from fgnet_core.data.face_detect import NoFaceError
     from fgnet_core.data.face_tracking import FaceTracker
 
     aligner = FaceAligner(detect_max_side=1024, coarse_first=True)  # the detector as predict runs it

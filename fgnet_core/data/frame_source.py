@@ -148,7 +148,7 @@ def source_frames(source: Source, every: int, start: int = 0,
         yield from video_frames(source.path, every, start, stop)
         return
     # deferred: OpenCV and dlib load in a worker only after it sets OMP_NUM_THREADS (`_init_worker`)
-    from fgnet_core.data.align import ImageLoadError, load_image_rgb
+    from fgnet_core.data.image_load import ImageLoadError, load_image_rgb
 
     try:
         rgb = load_image_rgb(source.path)
@@ -160,7 +160,7 @@ def source_frames(source: Source, every: int, start: int = 0,
 # ------------------------------------------------------------------------------------------------- tasks
 def _align_frame(aligner, frame: int, time_s: float, rgb: np.ndarray) -> AlignedFrame:
     # deferred: OpenCV and dlib load in a worker only after it sets OMP_NUM_THREADS (`_init_worker`)
-    from fgnet_core.data.align import NoFaceError
+    from fgnet_core.data.face_detect import NoFaceError
 
     try:
         return AlignedFrame(frame, time_s, "ok", aligner.align(rgb, second_pass=False))

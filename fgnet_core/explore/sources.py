@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fgnet_core.data.align import AlignmentError, FaceAligner
+from fgnet_core.data.align import FaceAligner
 from fgnet_core.data.au_tables import DATASETS, canonical_dataset, dataset_aus
 from fgnet_core.data.heatmaps import heatmap_scores
+from fgnet_core.data.image_load import AlignmentError
 from fgnet_core.data.image_tensors import to_model_range
 from fgnet_core.data.dataset import AUDataset, landmark_path, load_landmarks
 from fgnet_core.data.labels import label_csv_path, read_label_csv
