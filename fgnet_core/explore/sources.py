@@ -15,11 +15,11 @@ import torch
 
 from fgnet_core.data.align import FaceAligner
 from fgnet_core.data.au_tables import DATASETS, canonical_dataset, dataset_aus
-from fgnet_core.data.heatmaps import heatmap_scores
 from fgnet_core.data.image_load import AlignmentError
 from fgnet_core.data.image_tensors import to_model_range
 from fgnet_core.data.dataset import AUDataset, landmark_path, load_landmarks
 from fgnet_core.data.labels import label_csv_path, read_label_csv
+from fgnet_core.evaluation.predict_set import score_faces
 from fgnet_core.models.fgnet import FGNet
 from fgnet_core.paths import REPO_ROOT
 from fgnet_core.predict.models import LoadedModel, ModelNotFoundError, resolve_model
@@ -178,17 +178,9 @@ def resolve_root(path: str | Path) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
-@torch.no_grad()
 def model_outputs(loaded: LoadedModel, images: list[np.ndarray], batch_size: int = 8):
     """Aligned faces [256, 256, 3] uint8 -> (heatmaps [N, n_aus, S, S], scores [N, n_aus]) as NumPy arrays."""
-    heats = []
-    device = next(loaded.net.parameters()).device
-    for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.stack(images[start:start + batch_size])).to(device)  # [B, 256, 256, 3]
-        x = to_model_range(batch)  # [B, 3, 256, 256]
-        heats.append(loaded.net(x)[:, : loaded.n_aus].float().cpu())
-    heat = torch.cat(heats) if heats else torch.zeros(0, loaded.n_aus, 1, 1)
-    return heat.numpy(), heatmap_scores(heat).numpy()
+    return score_faces(loaded.net, images, loaded.n_aus, batch_size)
 
 
 def explore_samples(image_paths=(), aligned_root: str | Path = "workspace/aligned", dataset: str = "BP4D",

@@ -18,14 +18,13 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from fgnet_core.atomic import atomic_path
 from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
     InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
 )
-from fgnet_core.data.heatmaps import heatmap_scores, is_present
-from fgnet_core.data.image_tensors import to_model_range
+from fgnet_core.data.heatmaps import is_present
+from fgnet_core.evaluation.predict_set import score_faces
 from fgnet_core.predict import overlays as ov
 from fgnet_core.predict.models import LoadedModel, resolve_model
 from fgnet_core.predict.overlays import VideoOverlay, grid_shape
@@ -69,16 +68,13 @@ class _Runner:
     pending: list = field(default_factory=list)
     video: object = None
 
-    @torch.no_grad()
     def flush(self) -> None:
         faces = [p for p in self.pending if p.face is not None]
         labels = self.loaded.au_labels
         heat = scores = None
-        if faces:
-            batch = np.stack([p.face.image for p in faces])  # [B, 256, 256, 3] uint8
-            images = to_model_range(torch.from_numpy(batch).to(self.device))  # [B, 3, 256, 256]
-            heat = self.loaded.net(images)[:, : len(labels)].float().cpu()  # [B, n_aus, S, S]
-            scores = heatmap_scores(heat).numpy()  # [B, n_aus]
+        if faces:  # one batch: heatmaps [B, n_aus, S, S], scores [B, n_aus]
+            heat, scores = score_faces(self.loaded.net, [p.face.image for p in faces], len(labels),
+                                       batch_size=len(faces), device=self.device)
         k = 0
         for item in self.pending:
             grid = None
@@ -92,7 +88,7 @@ class _Runner:
                     if source.kind == "video":
                         title += f" frame {item.row['frame']}"
                         png = self.overlays / source.name / f"{item.row['frame']:06d}.png"
-                    grid = ov.heatmap_grid(item.face.image, item.face.landmarks, heat[k].numpy(), labels, s,
+                    grid = ov.heatmap_grid(item.face.image, item.face.landmarks, heat[k], labels, s,
                                            title=title)
                     ov.write_png(png, grid)
                 k += 1
