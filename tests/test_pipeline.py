@@ -192,7 +192,7 @@ def test_within_domain_names_the_missing_run_table(tmp_path):
 @pytest.mark.slow
 def test_mini_pipeline_from_raw_corpus_to_report(tmp_path):
     """Every stage's library call on a few procedural faces: pretrain -> prepare -> train -> evaluate -> report."""
-    from fgnet_core.data.synthetic import generate_demo_corpus
+    from fgnet_core.democorpus.corpus import generate_demo_corpus
 
     params = load_params()
     params["train"].update(epochs=2, iterations=1)

@@ -406,7 +406,8 @@ def test_parquet_and_openface_columns(tiny_model, media, tmp_path):
 
 
 def test_tracking_follows_the_face_and_loses_it_on_blank_frames(media):
-    from fgnet_core.data.align import FaceAligner, NoFaceError
+    from fgnet_core.data.align import FaceAligner
+    from fgnet_core.data.face_detect import NoFaceError
     from fgnet_core.data.face_tracking import FaceTracker
 
     aligner = FaceAligner()

@@ -255,7 +255,8 @@ def _tiny_backbone_files(root, seed: int = 11):
     torch.manual_seed(seed)
     source = FGNet("tiny")
     source.encoder.latent_avg.normal_()
-    checkpoints.save_stylegan2(source.generator, root / "w" / "g.pt", latent_avg=torch.randn(source.generator.style_dim))
+    checkpoints.save_stylegan2(source.generator, root / "w" / "g.pt",
+                               latent_avg=torch.randn(source.generator.style_dim))
     checkpoints.save_psp_encoder(source.encoder, root / "w" / "e.pt", decoder=source.generator,
                                  output_size=source.generator.size)
     return source

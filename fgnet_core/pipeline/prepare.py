@@ -5,7 +5,7 @@ import json
 
 from fgnet_core.data.au_tables import canonical_dataset
 from fgnet_core.data.ingest import IngestReport, ingest_bp4d, ingest_disfa
-from fgnet_core.data.labels import atomic_write_text
+from fgnet_core.atomic import write_text
 from fgnet_core.pipeline.config import Layout
 
 INGEST = {"BP4D": ingest_bp4d, "DISFA": ingest_disfa}
@@ -32,5 +32,5 @@ def prepare_dataset(params: dict, lay: Layout, dataset: str, progress: bool = Tr
     counts = {**report.scan, "aligned": report.aligned, "align_failed": report.align_failed,
               "official_subset_missing": sum(report.subset_missing.values())}
     path = lay.metrics_dir / f"prepare_{dataset}.json"  # written like pipeline.runs.write_json, without its imports
-    atomic_write_text(path, json.dumps(counts, indent=2) + "\n")
+    write_text(path, json.dumps(counts, indent=2) + "\n")
     return report

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from fgnet_core import checkpoints
 from fgnet_core.atomic import write_json
-from fgnet_core.data.synthetic_pretrain import generate_pretrain_corpus, render_pretrain_corpus
+from fgnet_core.democorpus.pretrain import generate_pretrain_corpus, render_pretrain_corpus
 from fgnet_core.models.discriminator import Discriminator
 from fgnet_core.models.stylegan2 import StyleGAN2Generator
 from fgnet_core.pipeline.config import Layout
@@ -72,7 +71,8 @@ def pretrain_generator(params: dict, lay: Layout, log=print, progress=None) -> d
         f"({recipe.steps * recipe.batch_size / 1000:.0f} kimg)")
     started = time.perf_counter()
     result = train_gan(G, D, faces, recipe, out, log=log, progress=progress)
-    summary = {"faces": len(faces), "steps": result.steps_done, "kimg": round(result.steps_done * recipe.batch_size / 1000, 1),
+    summary = {"faces": len(faces), "steps": result.steps_done,
+               "kimg": round(result.steps_done * recipe.batch_size / 1000, 1),
                "minutes_this_run": round((time.perf_counter() - started) / 60, 1),
                **{f"final_{k}": v for k, v in result.losses[-1].items() if k != "step"}}
     write_json(lay.metrics_dir / "pretrain_generator.json", summary)

@@ -28,7 +28,8 @@ def pretrain_encoder(params: dict, lay: Layout, log=print, progress=None) -> dic
     started = time.perf_counter()
     result = train_inversion(net, faces, recipe, lay.pretrain_dir / "encoder", log=log, progress=progress)
     summary = {"faces": len(faces), "steps": result.steps_done, "holdout_mse": round(result.holdout_mse, 5),
-               "final_loss": result.losses[-1]["loss"], "minutes_this_run": round((time.perf_counter() - started) / 60, 1)}
+               "final_loss": result.losses[-1]["loss"],
+               "minutes_this_run": round((time.perf_counter() - started) / 60, 1)}
     write_json(lay.metrics_dir / "pretrain_encoder.json", summary)
     out = lay.pretrain_dir / "encoder"
     publish_files({out / "losses.csv": lay.reports_dir / "pretrain" / "encoder_losses.csv",

@@ -16,6 +16,7 @@ from fgnet_core.data.labels import IMAGE_COLUMN, label_csv_path, read_label_csv
 from fgnet_core.data.subsets import subset_split
 from fgnet_core.evaluation.metrics import dataset_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
+from fgnet_core.models.fast import make_fast_from_params
 from fgnet_core.models.fgnet import FGNet
 from fgnet_core.pipeline.config import PROTOCOLS, Layout, recipe_for
 from fgnet_core.training.loop import train
@@ -44,8 +45,6 @@ def build_model(params: dict, lay: Layout) -> FGNet:
         checkpoints.load_state_strict(net.encoder, encoder.state_dict(), lay.checkpoint("encoder"), "encoder")
     net.interpreter.init_weights()
     if params.get("fast", {}).get("enabled"):
-        from fgnet_core.models.fast import make_fast_from_params
-
         net = make_fast_from_params(net, params["fast"])
     return net
 
@@ -95,7 +94,7 @@ def subset_table(lay: Layout, dataset: str, fold: int, size: int, select_split: 
 
 def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, size: int | None = None) -> RunPlan:
     """The one place that turns (dataset, fold, protocol, subset size) into data sets and output paths,
-    shared by the single-process run below and the torchrun entry point (`training.distributed`)."""
+    shared by the single-process run below and the torchrun entry point (`pipeline.distributed_run`)."""
     dataset = canonical_dataset(dataset)
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
