@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 
 from fgnet_core.atomic import write_json, write_text
-from fgnet_core.data.au_tables import canonical_dataset
 from fgnet_core.pipeline import report_figures as figs
-from fgnet_core.pipeline.config import Layout
+from fgnet_core.pipeline.config import Config, Layout
 from fgnet_core.pipeline.evaluate import cross_domain_runs, cross_domain_summary, efficiency_curve, spread
 from fgnet_core.pipeline.report import md_table
 from fgnet_core.pipeline.sweep import efficiency_specs, run_sweep, training_specs
@@ -26,15 +25,12 @@ from fgnet_core.pipeline.train_stage import sweep_table
 BACKBONES = ("pretrained", "scratch")
 
 
-def comparison_params(params: dict) -> dict:
-    """params.yaml with the comparison's protocol, seeds and subset sizes in place of the demo's."""
-    spec = params["compare"]
-    cp = params.copy()
-    cp["protocols"], cp["seeds"] = [spec["protocol"]], list(spec["seeds"])
-    cp["efficiency"] = params["efficiency"].copy()
-    cp["efficiency"]["protocol"], cp["efficiency"]["seeds"] = spec["protocol"], list(spec["seeds"])
-    cp["efficiency"]["sizes"] = {params["corpus"]: list(spec["sizes"])}
-    return cp
+def comparison_config(config: Config) -> Config:
+    """The config with the comparison's protocol, seeds and subset sizes in place of the demo's."""
+    spec = config.compare
+    efficiency = config.efficiency.derive(protocol=spec.protocol, seeds=spec.seeds,
+                                          sizes={config.corpus: spec.sizes})
+    return config.derive(protocols=(spec.protocol,), seeds=spec.seeds, efficiency=efficiency)
 
 
 def difference(p: pd.Series, s: pd.Series) -> dict:
@@ -78,18 +74,18 @@ def claims(runs: pd.DataFrame, cross: pd.DataFrame, datasets: list[str]) -> pd.D
     return pd.DataFrame(rows)
 
 
-def run_comparison(params: dict, lay: Layout, device: str = "cpu", log=print) -> pd.DataFrame:
+def run_comparison(config: Config, lay: Layout, device: str = "cpu", log=print) -> pd.DataFrame:
     """Train both backbones' runs, score them, write reports/compare/ (tables, figures, README.md section)."""
-    cp = comparison_params(params)
-    datasets = [canonical_dataset(d) for d in params["datasets"]]
+    cp = comparison_config(config)
+    datasets = list(config.datasets)
     scratch_dir = lay.root / "workspace" / "compare"
     specs = [s for b in BACKBONES for ds in datasets
              for s in training_specs(cp, ds, b) + efficiency_specs(cp, ds, b)]
     log(f"backbone comparison: {len(specs)} runs")
-    results = run_sweep(specs, cp, lay.root, scratch_dir, workers=int(params["runtime"]["workers"]),
-                        threads=int(params["runtime"]["threads"]), log=log)
+    results = run_sweep(specs, cp, lay.root, scratch_dir, workers=config.runtime.workers,
+                        threads=config.runtime.threads, log=log)
     runs = sweep_table(specs, results)
-    protocol = cp["protocols"][0]
+    protocol = cp.protocols[0]
     full = runs[runs["size"] == 0]
     cross = pd.concat([cross_domain_runs(cp, lay, {ds: scratch_dir for ds in datasets},
                                          {ds: full[(full["dataset"] == ds) & (full["backbone"] == b)]
@@ -122,8 +118,8 @@ def run_comparison(params: dict, lay: Layout, device: str = "cpu", log=print) ->
 
 
 def comparison_markdown(verdicts: pd.DataFrame, runs: pd.DataFrame, cross_table: pd.DataFrame,
-                        curve: pd.DataFrame, cp: dict) -> str:
-    protocol, seeds = cp["protocols"][0], cp["seeds"]
+                        curve: pd.DataFrame, cp: Config) -> str:
+    protocol, seeds = cp.protocols[0], list(cp.seeds)
     rows = [{"claim": r["claim"], "pretrained": r["pretrained"], "scratch": r["scratch"],
              "pretrained − scratch ± SE": f"{r['difference']:+.1f} ± {r['se']:.1f}",
              "> 2 SE": "yes" if r["beyond_2se"] else "no"} for _, r in verdicts.iterrows()]
