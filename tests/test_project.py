@@ -81,6 +81,7 @@ LAYERS = (
     ("checkpoints",),                    # checkpoint formats of the network
     ("evaluation",),                     # F1, scoring a model over a set
     ("training",),                       # the training loops
+    ("config",),                         # params.yaml, parsed and checked once (uses the training recipe's fields)
     ("pipeline",),                       # params.yaml, workspace layout, the stages the notebooks call
     ("predict", "weights", "bench"),     # applications: `--model demo` is the model the pipeline trains
     ("explore",),                        # the interactive explorers (they reuse predict's model loading)

@@ -14,22 +14,23 @@ from pathlib import Path
 from fgnet_core import checkpoints
 from fgnet_core.models.fast import make_fast_from_params
 from fgnet_core.pipeline import runs, sweep
-from fgnet_core.pipeline.config import RunSpec, canonical_dataset, layout, load_params, recipe_for
+from fgnet_core.pipeline.config import Config, RunSpec, canonical_dataset, layout, load_config
 from fgnet_core.training.distributed import DistEnv, cleanup, init_from_env, predict_sharded, train_ddp
 
 
-def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: DistEnv, *, size: int | None = None,
+def ddp_train_run(config: Config, dataset: str, fold: int, protocol: str, env: DistEnv, *, size: int | None = None,
                   seed: int | None = None, fast: dict | None = None, log=print, lay=None):
     """`pipeline.runs.train_run` with the training sharded over ranks; rank 0 scores the test set and records the
     run where the pipeline's training stages keep it (`Layout.run_dir_of`), so a stage finds it finished.
-    Returns the RunOutput on rank 0 (None elsewhere). seed: default the first of params.yaml `seeds`.
+    Returns the RunOutput on rank 0 (None elsewhere). config: the typed params.yaml; seed: default the first of
+    its `seeds`.
     lay: the pipeline Layout (default: this repository's)."""
-    spec = RunSpec(canonical_dataset(dataset), int(fold), protocol, int(params["seeds"][0] if seed is None else seed),
-                   int(size or 0), params["backbone"])
-    params = sweep.run_params(params, spec)
-    lay = lay or layout(params)
-    recipe = recipe_for(params)
-    plan = runs.plan_run(params, lay, dataset, fold, protocol, size)
+    spec = RunSpec(canonical_dataset(dataset), int(fold), protocol, int(config.seeds[0] if seed is None else seed),
+                   int(size or 0), config.backbone)
+    config = sweep.run_config(config, spec)
+    lay = lay or layout(config)
+    recipe = config.recipe
+    plan = runs.plan_run(config, lay, dataset, fold, protocol, size)
     run_dir = lay.run_dir_of(spec)
     lines: list[str] = []
 
@@ -40,8 +41,8 @@ def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: Dis
     if env.is_main:
         log_both(f"{spec.name}: {len(plan.train_set)} training frames on {env.world_size} ranks (global batch "
                  f"{recipe.batch_size}), selecting on {plan.select_split} ({len(plan.selection_set)} frames), "
-                 f"preset {params['preset']}")
-    model = runs.build_model(params, lay)
+                 f"preset {config.preset}")
+    model = runs.build_model(config, lay)
     if fast is not None:
         model = make_fast_from_params(model, fast)
     result = train_ddp(model, plan.train_set, recipe, run_dir, plan.dataset, env=env,
@@ -74,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     env = init_from_env(args.device)
     try:
-        params = load_params(args.params)
+        config = load_config(args.params)
         fast = {"precision": args.precision, "compile": args.compile} if args.fast else None
-        out = ddp_train_run(params, args.dataset, args.fold, args.protocol, env, size=args.size, seed=args.seed,
+        out = ddp_train_run(config, args.dataset, args.fold, args.protocol, env, size=args.size, seed=args.seed,
                             fast=fast)
         if out is not None:
             print(out.metrics)

@@ -16,7 +16,7 @@ from pathlib import Path
 from fgnet_core import checkpoints
 from fgnet_core.data.au_tables import canonical_dataset, dataset_aus
 from fgnet_core.paths import REPO_ROOT
-from fgnet_core.pipeline.config import Layout, ParamsError, load_params
+from fgnet_core.pipeline.config import ParamsError, demo_model_path, load_params
 
 OFFICIAL_MODELS = {"bp4d": ("BP4D", Path("checkpoints") / "bp4d_0" / "model.pth"),
                    "disfa": ("DISFA", Path("checkpoints") / "disfa_0" / "model.pth")}
@@ -74,8 +74,8 @@ def demo_checkpoint(root: Path | None = None) -> Path:
     """The pipeline's demo model under `root` (`Layout.demo_model`, with the backbone of `root`/params.yaml;
     `pretrained` when there is none)."""
     root = Path(root) if root else REPO_ROOT
-    params = _root_params(root) or {"backbone": "pretrained"}
-    return Layout(root, params).demo_model
+    params = _root_params(root) or {}
+    return demo_model_path(root, params.get("backbone", "pretrained"))
 
 
 def _need(path: Path, what: str, how: str) -> Path:
