@@ -139,7 +139,7 @@ def test_every_recipe_field_has_a_check():
 
 def test_repository_recipe_is_resolved_once_at_load():
     config = load_config()
-    assert config.recipe == TrainRecipe(lr=2e-3, weight_decay=5e-4, batch_size=16, epochs=8, iterations=23,
+    assert config.recipe == TrainRecipe(lr=2e-3, weight_decay=5e-4, batch_size=16, epochs=7, iterations=21,
                                         heatmap_size=32, sigma=5.0, grad_clip=1.0, dropout=0.1, au_balance=0.5,
                                         checkpoint_every=10, seed=0)
     assert config.derive(seed=4).recipe.seed == 4  # a run's own seed seeds its recipe
@@ -157,7 +157,7 @@ def test_official_recipe_may_be_omitted(tmp_path):
 
 def test_overrides_apply_to_the_active_recipe_only(tmp_path):
     config = _load_text(tmp_path, _replace_line("epochs: null", "epochs: 1"))
-    assert config.recipe.epochs == 1 and config.train.recipes["tiny"]["epochs"] == 8
+    assert config.recipe.epochs == 1 and config.train.recipes["tiny"]["epochs"] == 7
 
 
 # ------------------------------------------------------------------------------------ the config object
@@ -177,3 +177,18 @@ def test_parse_config_takes_a_mapping_and_names_its_source():
     params["preset"] = "huge"
     with pytest.raises(ConfigError, match=r"^edited: preset 'huge' is not one of official, tiny$"):
         parse_config(params, "edited")
+
+
+def test_compare_attempts_are_recipe_changes():
+    config = load_config()
+    assert config.compare.attempts == {"frozen": {"freeze_backbone": True}, "gentle": {"lr": 5.0e-4}}
+
+
+def test_an_attempt_with_a_bad_recipe_value_is_named(tmp_path):
+    _fails(tmp_path, r"compare\.attempts\.gentle\.lr must be > 0, got -1$",
+           edit=lambda p: p["compare"]["attempts"].update(gentle={"lr": -1}))
+
+
+def test_an_attempt_that_changes_nothing_is_refused(tmp_path):
+    _fails(tmp_path, r"compare\.attempts\.same must change at least one recipe field",
+           edit=lambda p: p["compare"]["attempts"].update(same={}))

@@ -214,13 +214,14 @@ def test_comparison_config_replaces_protocols_seeds_and_sizes_only():
                if f.name not in ("protocols", "seeds", "efficiency"))
 
 
-def test_attempt_params_change_only_the_recipe_of_a_copy():
-    from fgnet_core.pipeline.compare import attempt_params
+def test_attempt_config_changes_only_the_recipe_of_a_copy():
+    from fgnet_core.pipeline.compare import attempt_config, comparison_config
 
-    cp = {"train": {"lr": None, "epochs": None}, "seeds": [0, 1]}
-    ap = attempt_params(cp, {"lr": 5.0e-4})
-    assert ap["train"] == {"lr": 5.0e-4, "epochs": None} and ap["seeds"] == [0, 1]
-    assert cp["train"] == {"lr": None, "epochs": None}  # the comparison's own params are untouched
+    cp = comparison_config(load_config())
+    ap = attempt_config(cp, {"lr": 5.0e-4})
+    assert ap.recipe.lr == 5.0e-4 and ap.recipe.epochs == cp.recipe.epochs and ap.seeds == cp.seeds
+    assert cp.recipe.lr == 2.0e-3  # the comparison's own config is untouched
+    assert attempt_config(cp, {"freeze_backbone": True}).recipe.freeze_backbone is True
 
 
 # ----------------------------------------------------------------------------------------------- config
