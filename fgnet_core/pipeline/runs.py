@@ -44,7 +44,7 @@ def build_model(params: dict, lay: Layout) -> FGNet:
         checkpoints.load_state_strict(net.encoder, encoder.state_dict(), lay.checkpoint("encoder"), "encoder")
     net.interpreter.init_weights()
     if params.get("fast", {}).get("enabled"):
-        from fgnet_core.models.fast import make_fast_from_params
+        from fgnet_core.models import make_fast_from_params
 
         net = make_fast_from_params(net, params["fast"])
     return net

@@ -285,7 +285,7 @@ def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: Dis
     run where the pipeline's training stages keep it (`Layout.run_dir_of`), so a stage finds it finished.
     Returns the RunOutput on rank 0 (None elsewhere). seed: default the first of params.yaml `seeds`.
     lay: the pipeline Layout (default: this repository's)."""
-    from fgnet_core.models.fast import make_fast_from_params
+    from fgnet_core.models import make_fast_from_params
     from fgnet_core.pipeline import runs, sweep
     from fgnet_core.pipeline.config import RunSpec, canonical_dataset, layout, recipe_for
 
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="the run's seed (default: the first of params.yaml seeds)")
     ap.add_argument("--params", type=Path, default=None, help="params.yaml (default: the repository's)")
     ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
-    ap.add_argument("--fast", action="store_true", help="run the fast path (models/fast.py)")
+    ap.add_argument("--fast", action="store_true", help="run the fast mode (models/modes.py)")
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="fast path precision")
     ap.add_argument("--compile", action="store_true", help="torch.compile the fast path")
     args = ap.parse_args(argv)
