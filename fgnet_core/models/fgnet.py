@@ -68,14 +68,14 @@ class FGNet(nn.Module):
         was_fast = self.fast is not None
         set_mode(self, settings)
         self.__dict__.pop("_fast_compiled", None)
+        if settings is not None and settings.channels_last:
+            store_channels_last(self)
+        elif was_fast:
+            store_contiguous(self)  # the default layout, in which the reference numerics are bit-identical
         if settings is None:
-            if was_fast:
-                store_contiguous(self)  # the default layout: reference numerics bit-identical
             return self
         if settings.cudnn_benchmark:
             torch.backends.cudnn.benchmark = True
-        if settings.channels_last:
-            store_channels_last(self)
         self.__dict__["_fast_compiled"] = compile_body(self._fast_body, settings.compile, settings.compile_mode)
         return self
 
