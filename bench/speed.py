@@ -103,8 +103,7 @@ def count_flops(preset: str) -> dict:
     """FLOPs per image (FlopCounterMode: convolutions and matmuls) on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fgnet_core.models import FGNet
-    from fgnet_core.models.fast import FastSettings, make_fast
+    from fgnet_core.models import FGNet, FastSettings, make_fast
 
     with torch.device("meta"):
         net = FGNet(preset)
@@ -176,7 +175,7 @@ def _make_step(net, cfg, device, batch, size):
     if cfg["mode"] == "inference":
         net.eval()
         if cfg.get("graph"):
-            from fgnet_core.models.fast import CudaGraphRunner
+            from fgnet_core.models import CudaGraphRunner
 
             runner = CudaGraphRunner(net, images)
             return lambda: runner(images)
@@ -205,7 +204,7 @@ def _convert(net, cfg):
     if cfg["path"] == "reference":
         net.generator.set_modconv_mode("grouped")  # the official numerics
         return net
-    from fgnet_core.models.fast import make_fast, make_reference
+    from fgnet_core.models import make_fast, make_reference
 
     make_reference(net)  # a variant starts from the plain model
     return make_fast(net, precision=cfg["precision"], compile=cfg.get("compile", False),
@@ -216,7 +215,7 @@ def _convert(net, cfg):
 
 def _parity(net, cfg, device, batch, size) -> dict:
     """Reference (grouped modconv, our ops, fp32) vs this configuration on the same weights and inputs."""
-    from fgnet_core.models.fast import make_reference
+    from fgnet_core.models import make_reference
 
     images = _images(batch, size, device, seed=3)
     make_reference(net).eval()  # a previous variant may have converted it

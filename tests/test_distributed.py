@@ -18,7 +18,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(REPO_ROOT))
 
 from fgnet_core.models import FGNet  # noqa: E402
-from fgnet_core.models.fast import make_fast  # noqa: E402
+from fgnet_core.models import make_fast  # noqa: E402
 from fgnet_core.presets import get_preset  # noqa: E402
 from fgnet_core.training import distributed as ddp  # noqa: E402
 from fgnet_core.training import loop  # noqa: E402

@@ -136,7 +136,7 @@ class Fast(Section):
     compile: bool = entry(boolean())
 
     def settings(self) -> dict:
-        """The block as `models.fast.make_fast_from_params` takes it."""
+        """The block as `models.make_fast_from_params` takes it."""
         return {"enabled": self.enabled, "precision": self.precision, "compile": self.compile}
 
 

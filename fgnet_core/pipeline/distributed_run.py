@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from fgnet_core import checkpoints
-from fgnet_core.models.fast import make_fast_from_params
+from fgnet_core.models import make_fast_from_params
 from fgnet_core.pipeline import runs, sweep
 from fgnet_core.pipeline.config import Config, RunSpec, canonical_dataset, layout, load_config
 from fgnet_core.training.distributed import DistEnv, cleanup, init_from_env, predict_sharded, train_ddp
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="the run's seed (default: the first of params.yaml seeds)")
     ap.add_argument("--params", type=Path, default=None, help="params.yaml (default: the repository's)")
     ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
-    ap.add_argument("--fast", action="store_true", help="run the fast path (models/fast.py)")
+    ap.add_argument("--fast", action="store_true", help="run the fast mode (models/modes.py)")
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="fast path precision")
     ap.add_argument("--compile", action="store_true", help="torch.compile the fast path")
     args = ap.parse_args(argv)

@@ -16,7 +16,7 @@ from fgnet_core.data.labels import IMAGE_COLUMN, label_csv_path, read_label_csv
 from fgnet_core.data.subsets import subset_split
 from fgnet_core.evaluation.metrics import dataset_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
-from fgnet_core.models.fast import make_fast_from_params
+from fgnet_core.models import make_fast_from_params
 from fgnet_core.models.fgnet import FGNet
 from fgnet_core.pipeline.config import PROTOCOLS, Config, Layout
 from fgnet_core.training.loop import train
