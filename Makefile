@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo reproduce-check test test-fast bench clean-venv
+.PHONY: setup demo reproduce-check test test-fast lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff: pycodestyle + pyflakes over the package, tests, benchmarks and tools (configured in pyproject.toml)
+lint: setup
+	$(VENV)/bin/ruff check .
 
 bench: setup
 	$(VENV)/bin/fgnet bench

@@ -21,7 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fgnet_core.data.align import AlignmentError, FaceAligner, detect_landmarks, load_image_rgb  # noqa: E402
+from fgnet_core.data.align import FaceAligner  # noqa: E402
+from fgnet_core.data.face_detect import detect_landmarks  # noqa: E402
+from fgnet_core.data.image_load import AlignmentError, load_image_rgb  # noqa: E402
 
 
 def bench_images() -> dict[str, np.ndarray]:

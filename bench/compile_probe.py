@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package need
 
 import torch  # noqa: E402
 
-from fgnet_core.models.fast import make_fast  # noqa: E402
+from fgnet_core.models import make_fast  # noqa: E402
 from fgnet_core.models.fgnet import FGNet  # noqa: E402
 
 

@@ -70,7 +70,7 @@ def _render_job(job: tuple) -> dict:
     """Render `n` frames of one subject and score them (one process per job)."""
     import cv2
 
-    from fgnet_core.data.synthetic import plan_subject, render_plan
+    from fgnet_core.democorpus.corpus import plan_subject, render_plan
     dataset, subject, fold, seed, n = job
     cv2.setNumThreads(1)
     plan = plan_subject(dataset, subject, fold, seed, n)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the summary here")
     args = ap.parse_args(argv)
 
-    from fgnet_core.data.synthetic import demo_subjects
+    from fgnet_core.democorpus.corpus import demo_subjects
     t0 = time.perf_counter()
     if args.corpus:
         jobs, fn = [(str(args.corpus), d) for d in ("BP4D", "DISFA")], _corpus_job

@@ -152,7 +152,8 @@ def check_fused_act(report: Report):
                     grads = torch.autograd.grad(y, inputs, g.to(dtype))
                     report.add("fused lrelu", name, dtype, "grad x", rel_err(grads[0], grads64[0]), TOL[dtype])
                     if use_bias:  # summed in the low dtype: a little looser
-                        report.add("fused lrelu", name, dtype, "grad bias", rel_err(grads[1], grads64[1]), 4 * TOL[dtype])
+                        report.add("fused lrelu", name, dtype, "grad bias", rel_err(grads[1], grads64[1]),
+                                   4 * TOL[dtype])
 
 
 def check_gradcheck(report: Report):
@@ -245,7 +246,8 @@ def main() -> int:
         print("no CUDA device; nothing to check")
         return 2
     props = torch.cuda.get_device_properties(0)
-    print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    print(f"device: {props.name}, {props.multi_processor_count} SMs; "
+          f"torch {torch.__version__}, CUDA {torch.version.cuda}")
     t0 = time.time()
     try:
         _cuda_build.get_ops(required=True, verbose=args.verbose_build)

@@ -112,7 +112,8 @@ def drift(video: Path, detect_every: int) -> tuple[float, float, int, int]:
     """Mean and 95th percentile px distance of tracked to per-frame-detected landmarks; detections, frames."""
     import cv2
 
-    from fgnet_core.data.align import FaceAligner, NoFaceError
+    from fgnet_core.data.align import FaceAligner
+    from fgnet_core.data.face_detect import NoFaceError
     from fgnet_core.data.face_tracking import FaceTracker
 
     aligner = FaceAligner(detect_max_side=1024, coarse_first=True)  # the detector as predict runs it
@@ -170,9 +171,9 @@ def main() -> None:
         for workers in (1, 2):
             for detect_every in ((10, 1) if not args.skip_slow else (10,)):
                 frames = n if detect_every > 1 else max(20, n // 4)
-                s, l = (short, long) if detect_every > 1 else (write_video(tmp / "s1.mp4", frames, faces[0]),
-                                                                write_video(tmp / "l1.mp4", 2 * frames, faces[0]))
-                result = steady([s], [l], frames, model, workers=workers, detect_every=detect_every)
+                s, lg = (short, long) if detect_every > 1 else (write_video(tmp / "s1.mp4", frames, faces[0]),
+                                                                 write_video(tmp / "l1.mp4", 2 * frames, faces[0]))
+                result = steady([s], [lg], frames, model, workers=workers, detect_every=detect_every)
                 label = f"tracking (detect every {detect_every})" if detect_every > 1 else "detection every frame"
                 print(_line(f"video 640x480, {workers} worker(s), {label}, no overlays", result))
             result = steady([short], [long], n, model, workers=workers, detect_every=10, overlays_dir=tmp / "ov")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
@@ -36,8 +35,8 @@ RESULT_TAG = "@@RESULT@@"
 PEAKS_TFLOPS = {  # dense tensor-core peaks, TFLOP/s
     "H100 SXM bf16": 989.4, "H100 PCIe bf16": 756.0, "H200 bf16": 989.4,
 }
-SCORE_MARGIN = 0.02
-COMPILE_CAP_S = 300.0  # a compiled configuration is stopped after this long (compile included)  # AU scores closer than this to 0 may flip between precisions
+SCORE_MARGIN = 0.02  # AU scores closer than this to 0 may flip between precisions
+COMPILE_CAP_S = 300.0  # a compiled configuration is stopped after this long (compile included)
 
 
 # ----------------------------------------------------------------------------
@@ -104,8 +103,7 @@ def count_flops(preset: str) -> dict:
     """FLOPs per image (FlopCounterMode: convolutions and matmuls) on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fgnet_core.models import FGNet
-    from fgnet_core.models.fast import FastSettings, make_fast
+    from fgnet_core.models import FGNet, FastSettings, make_fast
 
     with torch.device("meta"):
         net = FGNet(preset)
@@ -177,7 +175,7 @@ def _make_step(net, cfg, device, batch, size):
     if cfg["mode"] == "inference":
         net.eval()
         if cfg.get("graph"):
-            from fgnet_core.models.fast import CudaGraphRunner
+            from fgnet_core.models import CudaGraphRunner
 
             runner = CudaGraphRunner(net, images)
             return lambda: runner(images)
@@ -206,7 +204,7 @@ def _convert(net, cfg):
     if cfg["path"] == "reference":
         net.generator.set_modconv_mode("grouped")  # the official numerics
         return net
-    from fgnet_core.models.fast import make_fast, make_reference
+    from fgnet_core.models import make_fast, make_reference
 
     make_reference(net)  # a variant starts from the plain model
     return make_fast(net, precision=cfg["precision"], compile=cfg.get("compile", False),
@@ -217,7 +215,7 @@ def _convert(net, cfg):
 
 def _parity(net, cfg, device, batch, size) -> dict:
     """Reference (grouped modconv, our ops, fp32) vs this configuration on the same weights and inputs."""
-    from fgnet_core.models.fast import make_reference
+    from fgnet_core.models import make_reference
 
     images = _images(batch, size, device, seed=3)
     make_reference(net).eval()  # a previous variant may have converted it
@@ -479,7 +477,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="official")
     ap.add_argument("--budget-s", type=float, default=320.0, help="wall-clock budget for everything")
     ap.add_argument("--quick", action="store_true", help="fewer configurations (no ablations, no compile)")
-    ap.add_argument("--only", nargs="*", default=None, help="run configurations whose '<name> <mode>' contains one of these, in this order")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="run configurations whose '<name> <mode>' contains one of these, in this order")
     ap.add_argument("--no-max", action="store_true", help="skip the largest-batch searches")
     ap.add_argument("--no-isolate", action="store_true", help="run configurations in this process (CPU tests)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads per configuration")
@@ -542,7 +541,8 @@ def main(argv=None) -> int:
         print("\nskipped (time budget): " + "; ".join(skipped))
     summary = []
     by = {(r["name"], r["mode"], r.get("requested_batch")): r for r in results if r.get("ok")}
-    for mode, b in (("inference", 16 if args.preset == "official" else 4), ("train", 16 if args.preset == "official" else 4)):
+    batch = 16 if args.preset == "official" else 4
+    for mode, b in (("inference", batch), ("train", batch)):
         base = by.get(("reference fp32", mode, b))
         cands = [r for r in results if r.get("ok") and r["path"] == "fast" and r["mode"] == mode and r["batch"] == b
                  and r.get("requested_batch") != "max"]

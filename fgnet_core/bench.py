@@ -17,6 +17,9 @@ from pathlib import Path
 
 import torch
 
+from fgnet_core import checkpoints
+from fgnet_core.models import FGNet
+
 
 @dataclass
 class BenchResult:
@@ -32,9 +35,6 @@ class BenchResult:
 
 def build_model(preset: str, seed: int = 0, roundtrip: bool = False):
     """A seeded FGNet; optionally saved in the official formats and loaded back through the loaders."""
-    from fgnet_core import checkpoints
-    from fgnet_core.models import FGNet
-
     torch.manual_seed(seed)
     net = FGNet(preset)
     if not roundtrip:

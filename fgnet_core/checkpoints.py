@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fgnet_core.atomic import atomic_path
 from fgnet_core.models.fgnet import FGNet
 from fgnet_core.models.psp_encoder import GradualStyleEncoder, PSPEncoder, n_styles_for
 from fgnet_core.models.stylegan2 import StyleGAN2Generator
@@ -254,19 +254,11 @@ def load_fgnet(model_pth: str | os.PathLike, stylegan: str | os.PathLike | None 
 # -------------------------------------------------------------------------- writing official formats
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to a temporary file beside `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
 
 
 def save_stylegan2(generator: StyleGAN2Generator, path, latent_avg: torch.Tensor | None = None) -> Path:
@@ -357,5 +349,5 @@ def is_finite_model(model: nn.Module) -> bool:
 
 __all__ = ["CheckpointError", "read_checkpoint", "load_state_strict", "load_stylegan2", "load_psp_encoder",
            "load_fgnet", "save_stylegan2", "save_psp_encoder", "save_fgnet_model", "atomic_save",
-           "save_training_checkpoint", "load_training_checkpoint", "is_finite_model", "require_finite", "stylegan2_config",
-           "psp_encoder_config", "TRAINING_FORMAT"]
+           "save_training_checkpoint", "load_training_checkpoint", "is_finite_model", "require_finite",
+           "stylegan2_config", "psp_encoder_config", "TRAINING_FORMAT"]

@@ -25,9 +25,10 @@ pytest.importorskip("dlib")
 skdata = pytest.importorskip("skimage.data")
 from PIL import Image  # noqa: E402
 
-from fgnet_core.data.align import (  # noqa: E402
-    AlignmentError, FaceAligner, ImageLoadError, NoFaceError, apply_affine, detect_landmarks, load_image_rgb,
-)
+from fgnet_core.data.align import FaceAligner  # noqa: E402
+from fgnet_core.data.face_detect import NoFaceError, detect_landmarks  # noqa: E402
+from fgnet_core.data.ffhq_geometry import apply_affine  # noqa: E402
+from fgnet_core.data.image_load import AlignmentError, ImageLoadError, load_image_rgb  # noqa: E402
 from fgnet_core.data.align_batch import AlignJob, jobs_for_paths, run_alignment, video_frame_count  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -197,7 +197,8 @@ def test_official_size_files_from_manifests_load_through_public_loaders(manifest
     opts = {"input_nc": 3, "encoder_type": "GradualStyleEncoder"}  # an old file without output_size -> 1024
     torch.save({"state_dict": enc_state, "opts": opts, "latent_avg": torch.randn(18, 512)}, tmp_path / "encoder.pt")
     del enc_state
-    model = {entry: seeded_state(fg_m[entry], seed=3 + i) for i, entry in enumerate(("interpreter", "g_all", "pspencoder"))}
+    entries = ("interpreter", "g_all", "pspencoder")
+    model = {entry: seeded_state(fg_m[entry], seed=3 + i) for i, entry in enumerate(entries)}
     torch.save(model, tmp_path / "model.pth")
     del model
     net = checkpoints.load_fgnet(tmp_path / "model.pth", stylegan=tmp_path / "stylegan2-ffhq-config-f.pt",

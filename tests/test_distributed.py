@@ -18,12 +18,12 @@ if __name__ == "__main__":
     sys.path.insert(0, str(REPO_ROOT))
 
 from fgnet_core.models import FGNet  # noqa: E402
-from fgnet_core.models.fast import make_fast  # noqa: E402
+from fgnet_core.models import make_fast  # noqa: E402
 from fgnet_core.presets import get_preset  # noqa: E402
 from fgnet_core.training import distributed as ddp  # noqa: E402
 from fgnet_core.training import loop  # noqa: E402
 from fgnet_core.training.recipe import TrainRecipe  # noqa: E402
-from tests.toy_data import ToySet
+from tests.toy_data import ToySet  # noqa: E402
 
 # small, BatchNorm everywhere (encoder + interpreter), dropout 0: runs compare to float tolerance
 PRESET = get_preset("tiny", out_channels=8, heatmap_size=16, generator_size=32, dropout=0.0,
@@ -70,7 +70,8 @@ def _worker(out_dir: str) -> None:
     try:
         grads, stats = _first_step(_model(), env)
         fast_grads, _ = _first_step(make_fast(_model(), precision="fp32"), env)  # channels_last fast path
-        torch.save({"grads": grads, "stats": stats, "fast_grads": fast_grads}, Path(out_dir) / f"step_rank{env.rank}.pt")
+        torch.save({"grads": grads, "stats": stats, "fast_grads": fast_grads},
+                   Path(out_dir) / f"step_rank{env.rank}.pt")
         model = _model()
         res = ddp.train_ddp(model, ToySet(N_TRAIN), RECIPE, Path(out_dir) / "run", "DISFA", env=env,
                             selection_set=ToySet(6, seed=1), log=lambda s: None)

@@ -1,4 +1,5 @@
-"""Fast path (models/fast.py) against the reference float32 path: same function, same parameters."""
+"""The fast mode of the layers (models/modes.py) against the reference float32 path: same function, same
+parameters, one module tree. The composites it uses are checked against their twins in test_ops_composites.py."""
 from __future__ import annotations
 
 import copy
@@ -10,10 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fgnet_core.models import FGNet, GradualStyleEncoder, PSPEncoder, PyramidInterpreter
-from fgnet_core.models.fast import (
-    FastFGNet, FastSettings, _Ctx, _encoder, _interpreter, _phase_shuffle, _styled_conv, fused_upsample_weight,
-    make_fast, make_fast_from_params, make_reference,
-)
+from fgnet_core.models import FastSettings, make_fast, make_fast_from_params, make_reference
+from fgnet_core.models.modes import FastMode, set_mode
 from fgnet_core.models.stylegan2_layers import ModulatedConv2d, StyledConv
 from fgnet_core.presets import get_preset
 
@@ -65,51 +64,18 @@ def _assert_au_decisions_agree(fast, ref, margin=SCORE_MARGIN):
 
 
 # ----------------------------------------------------------------------------
-# exact re-arrangements
-
-
-@pytest.mark.parametrize("in_c,out_c,size", [(5, 4, 1), (3, 6, 4), (8, 2, 7)])
-def test_fused_upsample_conv_equals_transposed_conv_then_blur(in_c, out_c, size):
-    torch.manual_seed(0)
-    conv = ModulatedConv2d(in_c, out_c, 3, 8, upsample=True).double()
-    x = torch.randn(2, in_c, size, size, dtype=torch.float64)
-    w = conv.weight[0] * conv.scale
-    expected = conv.blur(F.conv_transpose2d(x, w.transpose(0, 1), stride=2))  # the reference's two steps
-    g, (p0, p1) = fused_upsample_weight(w, conv.blur.kernel.double(), conv.blur.pad)
-    assert g.shape == (4 * out_c, in_c, 3, 3) and (p0, p1) == (1, 1)
-    for layout in (torch.contiguous_format, torch.channels_last):
-        y = F.conv2d(F.pad(x, [p0, p1, p0, p1]).contiguous(memory_format=layout), g.contiguous(memory_format=layout))
-        out = _phase_shuffle(y, out_c)
-        assert out.shape == expected.shape == (2, out_c, 2 * size, 2 * size)
-        assert torch.allclose(out, expected, atol=1e-12)
-
-
-def test_fused_upsample_weight_gradient_equals_the_two_step_gradient():
-    torch.manual_seed(0)
-    conv = ModulatedConv2d(6, 4, 3, 8, upsample=True).double()
-    x = torch.randn(2, 6, 5, 5, dtype=torch.float64)
-    grad_out = torch.randn(2, 4, 10, 10, dtype=torch.float64)
-    w = (conv.weight[0] * conv.scale).detach().requires_grad_(True)
-    (want,) = torch.autograd.grad(conv.blur(F.conv_transpose2d(x, w.transpose(0, 1), stride=2)), w, grad_out)
-    g, (p0, p1) = fused_upsample_weight(w, conv.blur.kernel.double(), conv.blur.pad)
-    (got,) = torch.autograd.grad(_phase_shuffle(F.conv2d(F.pad(x, [p0, p1, p0, p1]), g), 4), w, grad_out)
-    assert torch.allclose(got, want, atol=1e-11)
+# which up-sampling form a layer runs (the forms themselves: test_ops_composites.py)
 
 
 @pytest.mark.parametrize("upconv,grad,wide_fused", [("auto", False, True), ("auto", True, False),
                                                     ("fused", True, True), ("transpose", False, False)])
 def test_auto_upconv_fuses_every_layer_only_without_gradients(upconv, grad, wide_fused):
-    from fgnet_core.models.fast import _use_fused_up
-
-    ctx = _Ctx(FastSettings(precision="fp32", upconv=upconv), None)
     wide, narrow = ModulatedConv2d(512, 512, 3, 8, upsample=True), ModulatedConv2d(64, 32, 3, 8, upsample=True)
+    for conv in (wide, narrow):
+        set_mode(conv, FastSettings(precision="fp32", upconv=upconv))
     with torch.set_grad_enabled(grad):
-        assert _use_fused_up(ctx, wide) is wide_fused
-        assert _use_fused_up(ctx, narrow) is (upconv != "transpose")
-
-
-def test_fused_upsample_declines_shapes_that_do_not_double():
-    assert fused_upsample_weight(torch.randn(2, 2, 3, 3), torch.ones(4, 4) / 16, (2, 1)) is None
+        assert wide.use_fused_up() is wide_fused
+        assert narrow.use_fused_up() is (upconv != "transpose")
 
 
 # ----------------------------------------------------------------------------
@@ -196,14 +162,16 @@ def test_state_dict_unchanged_and_reference_restored():
     net = _seeded_net()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     fast = make_fast(net, precision="bf16", channels_last=True)
-    assert fast is net and isinstance(net, FastFGNet) and isinstance(net, FGNet)
+    assert fast is net and type(net) is FGNet and net.fast_settings.precision == "bf16"
+    assert all(m.fast is net.fast for m in net.modules() if hasattr(type(m), "fast"))  # one mode object
     after = net.state_dict()
     assert list(after) == list(before)
     assert all(torch.equal(after[k], before[k]) and after[k].dtype == before[k].dtype for k in before)
     plain = FGNet(PRESET)
     plain.load_state_dict(after)  # loads into a reference model as is
     make_reference(net)
-    assert type(net) is FGNet and not hasattr(net, "_fast_settings")
+    assert type(net) is FGNet and net.fast_settings is None and "_fast_compiled" not in net.__dict__
+    assert all(getattr(m, "fast", None) is None for m in net.modules())
     with torch.no_grad():
         assert torch.equal(net.eval()(_images(1)), plain.eval()(_images(1)))
 
@@ -231,7 +199,7 @@ def test_settings_from_params():
         FastSettings(precision="fp16")
     net = make_fast_from_params(_seeded_net(), {"enabled": True, "precision": "fp32"})
     assert net.fast_settings.precision == "fp32"
-    assert type(make_fast_from_params(net, {"enabled": False})) is FGNet
+    assert type(make_fast_from_params(net, {"enabled": False})) is FGNet and net.fast_settings is None
 
 
 def test_autocast_around_the_fast_model_changes_nothing():
@@ -274,8 +242,9 @@ def test_fast_forward_and_backward_trace_as_one_graph():
 # seeded pieces at the official widths
 
 
-def _ctx(precision, cl=True, upconv="auto"):
-    return _Ctx(FastSettings(precision=precision, channels_last=cl, upconv=upconv), None)
+def _fast(module, precision, cl=True, upconv="auto") -> FastMode:
+    """A standalone module in fast mode, derived weights computed fresh on every call."""
+    return set_mode(module, FastSettings(precision=precision, channels_last=cl, upconv=upconv, cache_weights=False))
 
 
 @pytest.mark.parametrize("in_c,out_c,upsample,size", [
@@ -297,9 +266,8 @@ def test_official_width_styled_convs(in_c, out_c, upsample, size, precision, upc
     x, style = torch.randn(2, in_c, size, size), torch.randn(2, 512)
     with torch.no_grad():
         ref = layer(x, style, noise=noise)  # grouped modulated conv, reference ops
-        s = layer.conv.modulation(style)
-        ctx = _ctx(precision, upconv=upconv)
-        out = _styled_conv(ctx, layer, x.to(ctx.dt), s, noise)
+        fast = _fast(layer, precision, upconv=upconv)
+        out = layer(x.to(fast.dt), style, noise=noise)
     assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)
 
 
@@ -318,8 +286,8 @@ def test_official_width_encoder(precision):
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         ref = psp(x)
-        ctx = _ctx(precision)
-        out = _encoder(ctx, psp, ctx.fmt(x.to(ctx.dt)))
+        fast = _fast(psp, precision)
+        out = psp(fast.fmt(x.to(fast.dt)))
     assert out.dtype == torch.float32
     assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)
 
@@ -335,8 +303,8 @@ def test_official_width_interpreter(precision):
     feats = [torch.randn(2, c, r, r) for c, r in zip(chans, res)]
     with torch.no_grad():
         ref = ip(feats)
-        ctx = _ctx(precision)
-        out = _interpreter(ctx, ip, [ctx.fmt(f.to(ctx.dt)) for f in feats])
+        fast = _fast(ip, precision)
+        out = ip([fast.fmt(f.to(fast.dt)) for f in feats])
     assert _rel(out, ref) < (FP32_REL if precision == "fp32" else 2e-2)
 
 
@@ -397,38 +365,21 @@ def test_no_grad_epilogue_with_fused_shuffle_equals_the_autograd_path(precision)
 
 
 # ----------------------------------------------------------------------------
-# bilinear resizes as matrix products
-
-
-@pytest.mark.parametrize("src,dst", [(1024, 128), (256, 128), (64, 128), (4, 8), (5, 3)])
-def test_bilinear_matmul_matches_interpolate(src, dst):
-    from fgnet_core.models.fast import _bilinear
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, src, src, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-    x.requires_grad_(True)
-    want = F.interpolate(x, size=dst, mode="bilinear", align_corners=True)
-    got = _bilinear(_Ctx(FastSettings(precision="fp32", resize="matmul"), None), x, dst)
-    assert got.shape == want.shape == (2, 3, dst, dst)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    g = torch.randn_like(want)
-    (gx_want,) = torch.autograd.grad(want, x, g)
-    (gx_got,) = torch.autograd.grad(got, x, g)
-    torch.testing.assert_close(gx_got, gx_want, rtol=1e-10, atol=1e-10)
+# bilinear resizes: the mode picks interpolate or matrix products
 
 
 def test_bilinear_auto_uses_matmul_only_with_gradients(monkeypatch):
-    from fgnet_core.models import fast
+    from fgnet_core.ops import resize
 
     calls = []
-    real = fast._resize_matrix
-    monkeypatch.setattr(fast, "_resize_matrix", lambda *a: calls.append(a) or real(*a))
-    ctx = _Ctx(FastSettings(precision="fp32"), None)
+    real = resize.resize_matrix
+    monkeypatch.setattr(resize, "resize_matrix", lambda *a: calls.append(a) or real(*a))
+    mode = FastMode(FastSettings(precision="fp32"))
     x = torch.randn(1, 2, 16, 16)
     with torch.no_grad():
-        fast._bilinear(ctx, x, 8)
+        mode.resize(x, 8)
     assert calls == []
-    fast._bilinear(ctx, x.requires_grad_(), 8)
+    mode.resize(x.requires_grad_(), 8)
     assert len(calls) == 1
     with pytest.raises(ValueError, match="resize must be one of"):
         FastSettings(resize="nearest")

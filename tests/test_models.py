@@ -47,7 +47,8 @@ def test_official_generator_returns_18_feature_maps_in_official_order():
         g = StyleGAN2Generator(size=1024)
         image, feats = g.synthesis(torch.zeros(1, 18, 512))
     assert g.n_latent == 18 and g.num_layers == 17
-    assert [f.shape[-1] for f in feats] == [4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 512, 512, 1024, 1024]
+    assert [f.shape[-1] for f in feats] == [4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 512, 512,
+                                            1024, 1024]
     assert [f.shape[1] for f in feats] == [512] * 10 + [256, 256, 128, 128, 64, 64, 32, 32]
     assert tuple(image.shape) == (1, 3, 1024, 1024)
 

@@ -16,7 +16,7 @@ pytest.importorskip("ipywidgets")
 skdata = pytest.importorskip("skimage.data")
 
 from fgnet_core.data.align import FaceAligner  # noqa: E402
-from fgnet_core.data.align_batch import save_aligned  # noqa: E402
+from fgnet_core.data.align_outputs import save_aligned  # noqa: E402
 from fgnet_core.data.au_tables import au_columns  # noqa: E402
 from fgnet_core.data.labels import label_csv_path, write_label_csv  # noqa: E402
 from fgnet_core.explore import (  # noqa: E402

@@ -14,7 +14,7 @@ import yaml
 from fgnet_core.data.au_tables import DATASET_AUS
 from fgnet_core.evaluation.baselines import PUBLISHED_F1
 from fgnet_core.paths import REPO_ROOT
-from fgnet_core.pipeline.config import Layout, ParamsError, load_params
+from fgnet_core.pipeline.config import Config, Layout, ParamsError, load_config, load_params, parse_config
 from fgnet_core.pipeline.notebook import check_injected_parameters
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -30,9 +30,9 @@ def _write_params(tmp_path: Path, edit) -> Path:
 
 
 def test_repository_params_load():
-    params = load_params()
-    assert params["corpus"] == "demo" and params["preset"] == "tiny"
-    assert set(params["train"]["recipes"]) == {"official", "tiny"}
+    config = load_config()
+    assert config.corpus == "demo" and config.preset == "tiny"
+    assert set(config.train.recipes) == {"official", "tiny"}
 
 
 @pytest.mark.parametrize("edit, names", [
@@ -138,9 +138,9 @@ def test_within_domain_table_means_spread_and_paper_layout(tmp_path):
     from fgnet_core.pipeline.report import within_domain_markdown
 
     params = {**load_params(), "protocols": ["faithful", "clean"], "seeds": [0, 1, 2]}
-    lay = Layout(tmp_path, params)
+    lay = Layout(tmp_path, parse_config(params))
     written, allpos = _fake_run_tables(lay, params, np.random.default_rng(0))
-    table, flat = within_domain(params, lay)
+    table, flat = within_domain(lay.config, lay)
     folds, seeds = (0, 1, 2), (0, 1, 2)
     for ds in ("BP4D", "DISFA"):
         for protocol in ("faithful", "clean"):
@@ -175,7 +175,7 @@ def test_within_domain_table_means_spread_and_paper_layout(tmp_path):
 def test_run_folders_are_named_by_spec(tmp_path):
     from fgnet_core.pipeline.config import RunSpec
 
-    lay = Layout(tmp_path, {**load_params(), "backbone": "scratch"})
+    lay = Layout(tmp_path, parse_config({**load_params(), "backbone": "scratch"}))
     full, subset = RunSpec("BP4D", 1, "faithful", 2), RunSpec("DISFA", 0, "clean", 0, 150, "scratch")
     assert lay.run_dir_of(full) == tmp_path / "workspace" / "runs" / "BP4D" / "BP4D_1_faithful_s2_pretrained"
     assert lay.run_dir_of(subset) == tmp_path / "workspace" / "efficiency" / "DISFA" / "DISFA_0_clean_n150_s0_scratch"
@@ -186,13 +186,13 @@ def test_within_domain_names_the_missing_run_table(tmp_path):
     from fgnet_core.pipeline.evaluate import within_domain
 
     with pytest.raises(FileNotFoundError, match=r"train.BP4D\.csv: run table missing; run the stage"):
-        within_domain(load_params(), Layout(tmp_path, load_params()))
+        within_domain(load_config(), Layout(tmp_path, load_config()))
 
 
 @pytest.mark.slow
 def test_mini_pipeline_from_raw_corpus_to_report(tmp_path):
     """Every stage's library call on a few procedural faces: pretrain -> prepare -> train -> evaluate -> report."""
-    from fgnet_core.data.synthetic import generate_demo_corpus
+    from fgnet_core.democorpus.corpus import generate_demo_corpus
 
     params = load_params()
     params["train"].update(epochs=2, iterations=1)
@@ -203,15 +203,16 @@ def test_mini_pipeline_from_raw_corpus_to_report(tmp_path):
     params["pretrain"]["corpus"]["faces"] = 40
     params["pretrain"]["generator"].update(steps=2, batch_size=4)
     params["pretrain"]["encoder"].update(steps=2, batch_size=4, holdout=8)
-    lay = Layout(tmp_path, params)
+    config = parse_config(params)
+    lay = Layout(tmp_path, config)
     generate_demo_corpus(lay.raw_dir, frames_per_subject=8, subjects_per_fold=1, workers=1)
     quiet = lambda *_: None  # noqa: E731
     with torch.backends.mkldnn.flags(enabled=False):  # oneDNN would JIT kernels for each of the many tiny batch shapes
-        _run_every_stage(params, lay, quiet)
-    check_report(params, lay)
+        _run_every_stage(config, lay, quiet)
+    check_report(config, lay)
 
 
-def _run_every_stage(params: dict, lay: Layout, quiet) -> None:
+def _run_every_stage(params: Config, lay: Layout, quiet) -> None:
     from fgnet_core.pipeline.evaluate import cross_domain, save_table, within_domain
     from fgnet_core.pipeline.prepare import prepare_dataset
     from fgnet_core.pipeline.pretrain import pretrain_corpus, pretrain_generator
@@ -223,7 +224,7 @@ def _run_every_stage(params: dict, lay: Layout, quiet) -> None:
     assert pretrain_generator(params, lay, log=quiet)["steps"] == 2
     assert pretrain_encoder(params, lay, log=quiet)["steps"] == 2
     assert lay.checkpoint("stylegan").is_file() and lay.checkpoint("encoder").is_file()
-    for ds in params["datasets"]:
+    for ds in params.datasets:
         report = prepare_dataset(params, lay, ds, progress=False)
         assert report.aligned >= 12 and report.align_failed <= 2
         runs = run_training_stage(params, lay, ds, log=quiet)
@@ -247,7 +248,7 @@ def _run_every_stage(params: dict, lay: Layout, quiet) -> None:
     write_report(params, lay)
 
 
-def check_report(params: dict, lay: Layout) -> None:
+def check_report(params: Config, lay: Layout) -> None:
     text = (lay.reports_dir / "README.md").read_text()
     within = json.loads((lay.metrics_dir / "within_domain.json").read_text())
     for ds in ("BP4D", "DISFA"):

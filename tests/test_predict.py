@@ -175,12 +175,12 @@ def test_demo_model_is_the_pipelines_run_of_the_configured_backbone(tmp_path, ti
     import yaml
 
     from fgnet_core.paths import REPO_ROOT
-    from fgnet_core.pipeline.config import Layout, load_params
+    from fgnet_core.pipeline.config import Layout, load_config
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["backbone"] = "scratch"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    expected = Layout(tmp_path, load_params(tmp_path / "params.yaml")).demo_model
+    expected = Layout(tmp_path, load_config(tmp_path / "params.yaml")).demo_model
     assert expected == tmp_path / "workspace" / "runs" / "BP4D" / "BP4D_0_clean_s0_scratch" / "best.pt"
     with pytest.raises(ModelNotFoundError, match=r"BP4D_0_clean_s0_scratch.best\.pt.*make demo"):
         resolve_model("demo", root=tmp_path)
@@ -406,7 +406,8 @@ def test_parquet_and_openface_columns(tiny_model, media, tmp_path):
 
 
 def test_tracking_follows_the_face_and_loses_it_on_blank_frames(media):
-    from fgnet_core.data.align import FaceAligner, NoFaceError
+    from fgnet_core.data.align import FaceAligner
+    from fgnet_core.data.face_detect import NoFaceError
     from fgnet_core.data.face_tracking import FaceTracker
 
     aligner = FaceAligner()

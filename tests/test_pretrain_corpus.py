@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from fgnet_core.data.folds import TEST_SUBJECTS
-from fgnet_core.data.synthetic import plan_subject, render_plan
-from fgnet_core.data.synthetic_pretrain import (
+from fgnet_core.democorpus.corpus import plan_subject, render_plan
+from fgnet_core.democorpus.pretrain import (
     CAMERA_STYLES, DEFAULT_STYLES, generate_pretrain_corpus, pretrain_identity, render_pretrain_face,
 )
 

@@ -187,7 +187,8 @@ def test_gan_output_is_the_ema_generator_in_the_official_format(tmp_path):
         assert torch.equal(state[key], ema[key]), key
     assert any(not torch.equal(ema[k], v) for k, v in G.state_dict().items())  # the EMA copy, not the model
     torch.testing.assert_close(raw["latent_avg"], mean_w(loaded, seed=recipe.seed))
-    assert (tmp_path / "losses.csv").read_text().count("\n") == 4 and (tmp_path / "samples" / "step_000003.png").exists()
+    assert (tmp_path / "losses.csv").read_text().count("\n") == 4
+    assert (tmp_path / "samples" / "step_000003.png").exists()
 
 
 def test_a_finished_gan_run_is_redone_not_resumed(tmp_path):

@@ -19,7 +19,6 @@ from fgnet_core.paths import REPO_ROOT
 from fgnet_core.pipeline.stage_deps import (
     deepest_reads, missing_code_deps, missing_params, notebook_param_reads, notebook_source, read_stages, stage_code,
 )
-from tests.params_access import ReadRecorder
 
 STAGES = read_stages(REPO_ROOT / "dvc.yaml")
 
@@ -128,7 +127,7 @@ def _within_domain(params, lay):
 def _cross_domain(params, lay):
     from fgnet_core.pipeline.evaluate import cross_domain, save_table
 
-    per_run, table, flat = cross_domain(params, lay, device=params["runtime"]["device"], log=_quiet)
+    per_run, table, flat = cross_domain(params, lay, device=params.runtime.device, log=_quiet)
     save_table(table, flat, "cross_domain", lay)
 
 
@@ -141,7 +140,7 @@ def _data_efficiency(params, lay):
 def _compare_backbones(params, lay):
     from fgnet_core.pipeline.compare import run_comparison
 
-    run_comparison(params, lay, device=params["runtime"]["device"], log=_quiet)
+    run_comparison(params, lay, device=params.runtime.device, log=_quiet)
 
 
 def _report(params, lay):
@@ -168,12 +167,12 @@ def toy_pipeline(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
     included).
 
     Only BP4D is run: the stages treat each dataset alike, and the DISFA reader takes the same params.
-    Validation inside `load_params` is not recorded: it rejects a bad file but cannot change a result.
+    Validation inside `load_config` is not recorded: it rejects a bad file but cannot change a result.
     """
     import fgnet_core.data.ingest as ingest
     import fgnet_core.pipeline.notebook as notebook
     from fgnet_core.data.ingest import PlannedJob
-    from fgnet_core.pipeline.config import Layout, load_params
+    from fgnet_core.pipeline.config import Layout, load_params, parse_config
 
     root = tmp_path_factory.mktemp("toy_pipeline")
     base = load_params()
@@ -187,17 +186,18 @@ def toy_pipeline(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
     base["pretrain"]["generator"].update(steps=2, batch_size=4)
     base["pretrain"]["encoder"].update(steps=2, batch_size=4, holdout=8)
     base["compare"].update(seeds=[0, 1], sizes=[4], attempts={"frozen": {"freeze_backbone": True}})  # two seeds: an SE
-    _toy_raw_bp4d(Layout(root, base).raw_dir / "BP4D")
+    _toy_raw_bp4d(Layout(root, parse_config(base)).raw_dir / "BP4D")
 
     reads = {}
     with pytest.MonkeyPatch.context() as mp, torch.backends.mkldnn.flags(enabled=False):
         mp.setattr(ingest, "_alignment_api", lambda: (PlannedJob, _FakeAlignment()))
         for name, call in STAGE_CALLS.items():
-            params = ReadRecorder(copy.deepcopy(base))
-            mp.setattr(notebook, "load_params", lambda *_a, p=params: p)
-            params, _ = notebook.stage_setup("params.yaml")
-            call(params, Layout(root, params))
-            reads[name] = set(params.reads)
+            recorded: set[str] = set()
+            config = parse_config(copy.deepcopy(base)).recording(recorded)
+            mp.setattr(notebook, "load_config", lambda *_a, c=config: c)
+            config, _ = notebook.stage_setup()
+            call(config, Layout(root, config))
+            reads[name] = recorded
     return root, reads
 
 
@@ -249,16 +249,20 @@ def test_toy_pipeline_outputs(toy_pipeline):
     assert "### Other recipes tried" in readme and "freeze_backbone: True" in readme
 
 
-def test_read_recorder_records_dotted_paths():
-    p = ReadRecorder({"a": {"b": 1, "c": {"d": 2}}, "e": 3, "f": {"g": 4}})
-    assert p["a"]["c"]["d"] == 2 and p.get("missing") is None and dict(p["f"]) == {"g": 4}
-    p["e"] = 5  # a write is not a read
-    assert p.reads == {"a", "a.c", "a.c.d", "missing", "f", "f.g"}
-    assert p["e"] == 5 and "e" not in p.reads  # nor is reading back the stage's own value
-    q = p.copy()
-    q["a"] = {"b": 0}
-    assert q["e"] == 5 and q["a"]["b"] == 0 and p.reads == {"a", "a.c", "a.c.d", "missing", "f", "f.g"}
-    assert p["a"]["b"] == 1 and "a.b" in p.reads  # the original still reads the file's value
+def test_config_records_the_dotted_keys_code_reads():
+    from fgnet_core.pipeline.config import load_config
+
+    reads: set[str] = set()
+    config = load_config().recording(reads)
+    assert config.runtime.threads >= 1 and config.paths.raw[config.corpus] and config.fast.enabled is False
+    assert reads == {"runtime", "runtime.threads", "paths", "paths.raw", "corpus", "fast", "fast.enabled"}
+    run = config.derive(seed=5)  # a value the pipeline sets is not a read
+    assert run.seed == 5 and "seed" not in reads
+    assert run.recipe.seed == 5 and {"train", "preset"} <= reads and "seed" not in reads  # nor is its use in the recipe
+    assert config.seed == 0 and "seed" in reads  # the original still reads the file's value
+    subsets = config.efficiency.derive(seeds=(1,))
+    assert subsets.seeds == (1,) and "efficiency.seeds" not in reads
+    assert subsets.protocol == "faithful" and "efficiency.protocol" in reads  # the rest still records
     assert missing_params(STAGES["train"], {"train.recipes.tiny.lr", "runtime.device", "seeds"}) == []
     assert missing_params(STAGES["train"], {"evaluation.cross_domain_folds"}) == ["evaluation.cross_domain_folds"]
 

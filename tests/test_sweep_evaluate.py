@@ -17,7 +17,7 @@ from fgnet_core import checkpoints
 from fgnet_core.data.au_tables import CROSS_DOMAIN_AUS
 from fgnet_core.paths import REPO_ROOT
 from fgnet_core.pipeline import sweep
-from fgnet_core.pipeline.config import Layout, ParamsError, RunSpec, load_params
+from fgnet_core.pipeline.config import Layout, ParamsError, RunSpec, load_config, load_params, parse_config
 from fgnet_core.pipeline.sweep import efficiency_specs, run_sweep, seed_summary, training_specs
 
 
@@ -37,11 +37,11 @@ def test_run_names_are_unique_per_spec():
 
 def test_stage_specs_cover_protocols_folds_seeds_and_sizes():
     params = {**load_params(), "protocols": ["clean", "faithful"], "folds": [0, 1, 2], "seeds": [0, 1]}
-    train = training_specs(params, "bp4d", "scratch")
+    train = training_specs(parse_config(params), "bp4d", "scratch")
     assert len(train) == 2 * 3 * 2 and {s.size for s in train} == {0} and {s.backbone for s in train} == {"scratch"}
     assert {(s.protocol, s.fold, s.seed) for s in train} == set(product(["clean", "faithful"], [0, 1, 2], [0, 1]))
     params["efficiency"] = {**params["efficiency"], "seeds": [3], "protocol": "faithful"}
-    eff = efficiency_specs(params, "DISFA", "pretrained")
+    eff = efficiency_specs(parse_config(params), "DISFA", "pretrained")
     assert {(s.size, s.fold, s.seed, s.protocol, s.dataset) for s in eff} == {
         (n, f, 3, "faithful", "DISFA") for n in params["efficiency"]["sizes"]["demo"] for f in (0, 1, 2)}
 
@@ -197,27 +197,31 @@ def test_claims_compare_backbones_within_domain_across_domains_and_at_the_smalle
     assert transfer["se"] == pytest.approx(np.sqrt(4 / 3 + 1 / 3), abs=0.01) and not transfer["beyond_2se"]
 
 
-def test_comparison_params_replace_protocols_seeds_and_sizes_only():
-    from fgnet_core.pipeline.compare import comparison_params
+def test_comparison_config_replaces_protocols_seeds_and_sizes_only():
+    from dataclasses import fields
 
-    params = load_params()
-    before = json.dumps(params, sort_keys=True)
-    cp = comparison_params(params)
-    assert cp["protocols"] == [params["compare"]["protocol"]] and cp["seeds"] == params["compare"]["seeds"]
-    assert cp["efficiency"]["seeds"] == params["compare"]["seeds"]
-    assert cp["efficiency"]["protocol"] == params["compare"]["protocol"]
-    assert cp["efficiency"]["sizes"] == {params["corpus"]: params["compare"]["sizes"]}
-    assert json.dumps(params, sort_keys=True) == before  # params.yaml's dict is left as it was
-    assert all(cp[k] == params[k] for k in params if k not in ("protocols", "seeds", "efficiency"))
+    from fgnet_core.pipeline.compare import comparison_config
+
+    config = load_config()
+    before = repr(config)
+    cp = comparison_config(config)
+    assert cp.protocols == (config.compare.protocol,) and cp.seeds == config.compare.seeds
+    assert cp.efficiency.seeds == config.compare.seeds
+    assert cp.efficiency.protocol == config.compare.protocol
+    assert cp.efficiency.sizes == {config.corpus: config.compare.sizes}
+    assert repr(config) == before  # the config it came from is left as it was
+    assert all(getattr(cp, f.name) == getattr(config, f.name) for f in fields(config)
+               if f.name not in ("protocols", "seeds", "efficiency"))
 
 
-def test_attempt_params_change_only_the_recipe_of_a_copy():
-    from fgnet_core.pipeline.compare import attempt_params
+def test_attempt_config_changes_only_the_recipe_of_a_copy():
+    from fgnet_core.pipeline.compare import attempt_config, comparison_config
 
-    cp = {"train": {"lr": None, "epochs": None}, "seeds": [0, 1]}
-    ap = attempt_params(cp, {"lr": 5.0e-4})
-    assert ap["train"] == {"lr": 5.0e-4, "epochs": None} and ap["seeds"] == [0, 1]
-    assert cp["train"] == {"lr": None, "epochs": None}  # the comparison's own params are untouched
+    cp = comparison_config(load_config())
+    ap = attempt_config(cp, {"lr": 5.0e-4})
+    assert ap.recipe.lr == 5.0e-4 and ap.recipe.epochs == cp.recipe.epochs and ap.seeds == cp.seeds
+    assert cp.recipe.lr == 2.0e-3  # the comparison's own config is untouched
+    assert attempt_config(cp, {"freeze_backbone": True}).recipe.freeze_backbone is True
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -255,7 +259,8 @@ def _tiny_backbone_files(root, seed: int = 11):
     torch.manual_seed(seed)
     source = FGNet("tiny")
     source.encoder.latent_avg.normal_()
-    checkpoints.save_stylegan2(source.generator, root / "w" / "g.pt", latent_avg=torch.randn(source.generator.style_dim))
+    checkpoints.save_stylegan2(source.generator, root / "w" / "g.pt",
+                               latent_avg=torch.randn(source.generator.style_dim))
     checkpoints.save_psp_encoder(source.encoder, root / "w" / "e.pt", decoder=source.generator,
                                  output_size=source.generator.size)
     return source
@@ -273,20 +278,21 @@ def test_pretrained_backbone_starts_from_the_presets_files(tmp_path):
     from fgnet_core.pipeline.runs import build_model
 
     source = _tiny_backbone_files(tmp_path)
-    net = build_model(_tiny_params("pretrained"), Layout(tmp_path, _tiny_params("pretrained")))
+    config = parse_config(_tiny_params("pretrained"))
+    net = build_model(config, Layout(tmp_path, config))
     for ours, theirs in ((net.generator, source.generator), (net.encoder, source.encoder)):
         a, b = ours.state_dict(), theirs.state_dict()
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), key
-    again = build_model(_tiny_params("pretrained"), Layout(tmp_path, _tiny_params("pretrained")))
+    again = build_model(config, Layout(tmp_path, config))
     assert all(torch.equal(v, again.interpreter.state_dict()[k]) for k, v in net.interpreter.state_dict().items())
 
 
 def test_scratch_backbone_reads_no_files(tmp_path):
     from fgnet_core.pipeline.runs import build_model
 
-    params = _tiny_params("scratch")  # the files named there do not exist yet
+    params = parse_config(_tiny_params("scratch"))  # the files named there do not exist yet
     net = build_model(params, Layout(tmp_path, params))
     source = _tiny_backbone_files(tmp_path)
     ours, theirs = net.generator.state_dict(), source.generator.state_dict()
@@ -297,4 +303,4 @@ def test_scratch_backbone_reads_no_files(tmp_path):
     missing = _tiny_params("pretrained")
     missing["paths"]["checkpoints"]["tiny"] = {"stylegan": "w/missing.pt", "encoder": "w/e.pt"}
     with pytest.raises(checkpoints.CheckpointError, match=r"missing\.pt"):
-        build_model(missing, Layout(tmp_path, missing))
+        build_model(parse_config(missing), Layout(tmp_path, parse_config(missing)))

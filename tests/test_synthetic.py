@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from fgnet_core.data import demo_au_stats
+from fgnet_core.democorpus import au_stats
 from fgnet_core.data.au_tables import ACTION_UNITS, DATASET_AUS
 from fgnet_core.data.folds import TEST_SUBJECTS
-from fgnet_core.data.synthetic import (
+from fgnet_core.democorpus.corpus import (
     RAW_AUS, au_sequence, demo_subjects, generate_demo_corpus, plan_subject, render_plan,
 )
-from fgnet_core.data.synthetic_domain import DOMAINS, render_frame
-from fgnet_core.data.synthetic_face import RENDERED_AUS, Pose, sample_identity
+from fgnet_core.democorpus.domain import DOMAINS, render_frame
+from fgnet_core.democorpus.face import RENDERED_AUS, Pose, sample_identity
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +28,11 @@ def corpus(tmp_path_factory):
 
 def test_stats_table_matches_fgnet_columns():
     for dataset in ("BP4D", "DISFA"):
-        assert demo_au_stats.AUS[dataset] == DATASET_AUS[dataset]
-        weights = np.array([w for w, _ in demo_au_stats.PROTOTYPES[dataset]])
-        probs = np.array([p for _, p in demo_au_stats.PROTOTYPES[dataset]])
+        assert au_stats.AUS[dataset] == DATASET_AUS[dataset]
+        weights = np.array([w for w, _ in au_stats.PROTOTYPES[dataset]])
+        probs = np.array([p for _, p in au_stats.PROTOTYPES[dataset]])
         assert abs(weights.sum() - 1) < 1e-3
-        np.testing.assert_allclose(weights @ probs, demo_au_stats.PREVALENCE[dataset], atol=3e-3)
+        np.testing.assert_allclose(weights @ probs, au_stats.PREVALENCE[dataset], atol=3e-3)
         assert set(DATASET_AUS[dataset]) <= set(RAW_AUS[dataset]) and set(DATASET_AUS[dataset]) <= set(RENDERED_AUS)
 
 
@@ -40,10 +40,10 @@ def test_stats_table_matches_fgnet_columns():
 def test_sampled_labels_follow_prevalence_and_cooccurrence(dataset, pair):
     rng = np.random.default_rng(0)
     occ = np.concatenate([au_sequence(dataset, 40, rng) for _ in range(400)]).astype(float)  # [16000, A]
-    np.testing.assert_allclose(occ.mean(0), demo_au_stats.PREVALENCE[dataset], atol=0.03)
+    np.testing.assert_allclose(occ.mean(0), au_stats.PREVALENCE[dataset], atol=0.03)
     i, j = (DATASET_AUS[dataset].index(a) for a in pair)
     corr = np.corrcoef(occ.T)[i, j]
-    assert abs(corr - demo_au_stats.CORRELATION[dataset][i][j]) < 0.1
+    assert abs(corr - au_stats.CORRELATION[dataset][i][j]) < 0.1
     # Persistence: consecutive frames agree far more often than independent draws would.
     p = occ.mean(0)
     assert (occ[1:] == occ[:-1]).mean() > (p ** 2 + (1 - p) ** 2).mean() + 0.05
@@ -55,7 +55,8 @@ def test_every_disfa_subject_shows_every_au():
         labels = plan_subject("DISFA", subject, fold, seed=0, frames_per_subject=48).sequences[0].labels
         columns = [RAW_AUS["DISFA"].index(au) for au in DATASET_AUS["DISFA"]]
         shown = (labels[:, columns] >= 2).any(axis=0)  # occurrence = intensity >= 2
-        assert shown.all(), f"{subject}: AU(s) {[au for au, s in zip(DATASET_AUS['DISFA'], shown) if not s]} never occur"
+        missing = [au for au, s in zip(DATASET_AUS['DISFA'], shown) if not s]
+        assert shown.all(), f"{subject}: AU(s) {missing} never occur"
 
 
 def test_subjects_are_official_test_subjects():

@@ -12,7 +12,8 @@ from fgnet_core.evaluation.metrics import cross_domain_f1, dataset_f1, mean_over
 from fgnet_core.models import FGNet
 from fgnet_core.presets import get_preset
 from fgnet_core.training import loop
-from fgnet_core.training.recipe import TrainRecipe, resolve_recipe
+from fgnet_core.config import resolve_recipe
+from fgnet_core.training.recipe import TrainRecipe
 from tests.toy_data import ToySet
 
 PRESET = get_preset("tiny", out_channels=8, heatmap_size=16, generator_size=32,

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from fgnet_core.atomic import part_path
 from fgnet_core.checkpoints import save_fgnet_model, save_psp_encoder, save_stylegan2
 from fgnet_core.cli import main
 from fgnet_core.models.fgnet import FGNet
 from fgnet_core.weights import actions
-from fgnet_core.weights.download import DownloadError, OfflineError, part_path, read_record
+from fgnet_core.weights.download import DownloadError, OfflineError, read_record
 from fgnet_core.weights.registry import OFFICIAL_FILES, WeightFile, files_for
 from fgnet_core.weights.verify import manifest_of, verify_file
 

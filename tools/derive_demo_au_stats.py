@@ -9,7 +9,7 @@ without shipping (or reading at run time) the label files. This script compresse
   - the per-AU mean run length (frames at the native 25 fps) for temporal persistence,
   - the observed phi correlation matrix (2 decimals) so tests can check the sampler.
 
-Usage: python tools/derive_demo_au_stats.py LABELS_ROOT > fgnet_core/data/demo_au_stats.py
+Usage: python tools/derive_demo_au_stats.py LABELS_ROOT > fgnet_core/democorpus/au_stats.py
 where LABELS_ROOT holds `BP4D/labels/{0,1,2}/test.csv` and `DISFA/labels/{0,1,2}/test.csv`.
 """
 from __future__ import annotations

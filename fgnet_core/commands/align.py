@@ -41,6 +41,7 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # deferred: `fgnet --help` builds the parser without loading any command's dependencies
     from fgnet_core.data.align_batch import OUTPUT_SUBFOLDERS, OutputNameClash, jobs_for_paths, run_alignment
 
     if args.workers < 1:

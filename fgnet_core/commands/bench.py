@@ -19,6 +19,7 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
+    # deferred: `fgnet --help` builds the parser without loading any command's dependencies
     from fgnet_core import bench
 
     results = bench.main(presets=args.presets, devices=args.devices, modes=args.modes,

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fgnet_core.data.synthetic import generate_demo_corpus
+    # deferred: `fgnet --help` builds the parser without loading any command's dependencies
+    from fgnet_core.democorpus.corpus import generate_demo_corpus
 
     report = generate_demo_corpus(args.out, seed=args.seed, frames_per_subject=args.frames_per_subject,
                                   subjects_per_fold=args.subjects_per_fold, workers=args.workers,

@@ -32,6 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # deferred: `fgnet --help` builds the parser without loading any command's dependencies
     from fgnet_core.data.ingest import ingest_bp4d, ingest_disfa
 
     ingest = ingest_bp4d if args.dataset == "bp4d" else ingest_disfa

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         return _error(f"--out {out}: is a folder; give the CSV file to write")
 
+    # deferred: `fgnet --help` builds the parser without loading any command's dependencies
     from fgnet_core.checkpoints import CheckpointError
     from fgnet_core.predict import ModelNotFoundError, ModelSpecError, predict, resolve_model
     from fgnet_core.predict.results import ResultsFileError, partial_path

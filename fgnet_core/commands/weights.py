@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fgnet_core.paths import REPO_ROOT
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -39,7 +41,7 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fgnet_core.paths import REPO_ROOT
+    # deferred: `fgnet --help` builds the parser without loading any command's dependencies
     from fgnet_core.weights import actions
     from fgnet_core.weights.registry import files_for, manual_instructions
 

@@ -1,1 +1,1 @@
-"""Data layer: AU tables, folds, label files, alignment, heatmap targets, datasets, demo corpus."""
+"""Data layer: AU tables, folds, label files, alignment, heatmap targets, datasets, ingestion of raw corpora."""

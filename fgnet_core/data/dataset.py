@@ -163,7 +163,7 @@ class AUDataset(Dataset):
         if stored.is_file():
             return load_landmarks(stored)
         if index not in self._detected:
-            from fgnet_core.data.align import detect_landmarks  # dlib only when landmarks were not stored
+            from fgnet_core.data.face_detect import detect_landmarks  # dlib only when landmarks were not stored
 
             lmk = detect_landmarks(rgb)
             if lmk is None:

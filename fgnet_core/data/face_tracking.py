@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fgnet_core.data.align import (
-    AlignedFace, FaceAligner, NoFaceError, _as_rgb_array, _detect, _dlib_models, landmarks_in_box,
-)
+from fgnet_core.data.align import AlignedFace, FaceAligner
+from fgnet_core.data.face_detect import NoFaceError, detect_face, dlib_models, landmarks_in_box
+from fgnet_core.data.image_load import as_rgb_array
 
 LOCAL_SIDE = 96  # px: the face's width in the crop the detector checks between full detections
 
@@ -47,7 +47,7 @@ class FaceTracker:
     def _detect(self, rgb: np.ndarray):
         a = self.aligner
         self.detections += 1
-        found = _detect(rgb, a.predictor_path, a.upsample, a.detect_max_side, a.coarse_first)
+        found = detect_face(rgb, a.predictor_path, a.upsample, a.detect_max_side, a.coarse_first)
         self.since_detection = 0
         if found is None:
             self.reset()
@@ -63,7 +63,7 @@ class FaceTracker:
         """
         import cv2
 
-        detector, _ = _dlib_models(self.aligner.predictor_path)
+        detector, _ = dlib_models(self.aligner.predictor_path)
         left, top, right, bottom = self.box
         w, h = right - left, bottom - top
         x0, y0 = max(0, int(left - 0.5 * w)), max(0, int(top - 0.5 * h))
@@ -95,7 +95,7 @@ class FaceTracker:
 
     def align(self, image, second_pass: bool = False) -> AlignedFace:
         """The tracked face of this frame aligned like `FaceAligner.align`; NoFaceError when there is none."""
-        rgb = _as_rgb_array(image)
+        rgb = as_rgb_array(image)
         self.frames += 1
         found = None
         if self.box is not None and self.since_detection + 1 < self.detect_every:

@@ -147,7 +147,8 @@ def source_frames(source: Source, every: int, start: int = 0,
     if source.kind == "video":
         yield from video_frames(source.path, every, start, stop)
         return
-    from fgnet_core.data.align import ImageLoadError, load_image_rgb
+    # deferred: OpenCV and dlib load in a worker only after it sets OMP_NUM_THREADS (`_init_worker`)
+    from fgnet_core.data.image_load import ImageLoadError, load_image_rgb
 
     try:
         rgb = load_image_rgb(source.path)
@@ -158,7 +159,8 @@ def source_frames(source: Source, every: int, start: int = 0,
 
 # ------------------------------------------------------------------------------------------------- tasks
 def _align_frame(aligner, frame: int, time_s: float, rgb: np.ndarray) -> AlignedFrame:
-    from fgnet_core.data.align import NoFaceError
+    # deferred: OpenCV and dlib load in a worker only after it sets OMP_NUM_THREADS (`_init_worker`)
+    from fgnet_core.data.face_detect import NoFaceError
 
     try:
         return AlignedFrame(frame, time_s, "ok", aligner.align(rgb, second_pass=False))
@@ -172,6 +174,7 @@ def _align_frame(aligner, frame: int, time_s: float, rgb: np.ndarray) -> Aligned
 
 def run_task(task: tuple, aligner, detect_every: int, done: frozenset = frozenset()) -> Iterator[tuple]:
     """One task (index, source, every, start, stop) -> its events; `done` frames are decoded, not aligned."""
+    # deferred: OpenCV and dlib load in a worker only after it sets OMP_NUM_THREADS (`_init_worker`)
     from fgnet_core.data.align import FaceAligner
     from fgnet_core.data.face_tracking import FaceTracker
 
@@ -209,6 +212,7 @@ _WORKER: dict = {}
 def _init_worker(aligner_options: dict, detect_every: int, done: frozenset) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # deferred: OpenCV and dlib load in a worker only after it sets OMP_NUM_THREADS (`_init_worker`)
     from fgnet_core.data.align import FaceAligner
 
     _WORKER.update(aligner=FaceAligner(**aligner_options), detect_every=detect_every, done=done)
@@ -243,6 +247,7 @@ def aligned_frames(sources: list[Source], every: int = 1, *, detect_every: int =
     `aligner` (any object with `align(rgb)`) runs inline; otherwise a FaceAligner(**aligner_options) per
     process. `workers > 1` decodes and aligns in that many spawned processes.
     """
+    # deferred: OpenCV and dlib load in a worker only after it sets OMP_NUM_THREADS (`_init_worker`)
     from fgnet_core.data.align import FaceAligner
 
     if aligner is not None or workers <= 1:

@@ -24,7 +24,7 @@ import numpy as np
 
 from fgnet_core.data.au_tables import Anchor, dataset_aus
 
-__all__ = ["THRESHOLD", "landmark_divisor", "au_centres", "au_heatmaps", "heatmaps_to_aus"]
+__all__ = ["THRESHOLD", "landmark_divisor", "au_centres", "au_heatmaps", "heatmap_scores", "is_present", "heatmaps_to_aus"]
 
 THRESHOLD = 0.01  # Gaussian values below this are zeroed
 
@@ -85,6 +85,22 @@ def au_heatmaps(landmarks, labels, dataset: str, size: int = 128, sigma: float =
     return np.clip(heatmap, -1.0, 1.0)
 
 
+# The AU decision rule, in one place: an AU's score is its heatmap clamped to [-1, 1] and averaged over the
+# map; the AU is present when the score is > 0.
+
+def heatmap_scores(heatmaps):
+    """AU scores [..., H, W] -> [...]: each heatmap clamped to [-1, 1], then its spatial mean (same type)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(heatmaps, torch.Tensor):
+        return heatmaps.clamp(-1.0, 1.0).mean(dim=(-2, -1))
+    return np.clip(np.asarray(heatmaps), -1.0, 1.0).mean(axis=(-2, -1))
+
+
+def is_present(scores):
+    """The decision on AU scores: True where the score is > 0 (a boolean array or tensor)."""
+    return scores > 0
+
+
 def heatmaps_to_aus(heatmaps):
     """AU occurrence from heatmaps: clamp to [-1, 1], spatial mean > 0 -> 1 else 0.
 
@@ -94,12 +110,10 @@ def heatmaps_to_aus(heatmaps):
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(heatmaps, torch.Tensor):
         _check_rank(heatmaps.dim())
-        mean = heatmaps.clamp(-1.0, 1.0).mean(dim=(-2, -1))
-        return (mean > 0).to(torch.int64)
+        return is_present(heatmap_scores(heatmaps)).to(torch.int64)
     array = np.asarray(heatmaps)
     _check_rank(array.ndim)
-    mean = np.clip(array, -1.0, 1.0).mean(axis=(-2, -1))
-    return (mean > 0).astype(np.int64)
+    return is_present(heatmap_scores(array)).astype(np.int64)
 
 
 def _check_rank(ndim: int) -> None:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fgnet_core.atomic import atomic_path
+
 
 def to_model_range(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     """uint8 [B, H, W, 3] (HWC) or [B, 3, H, W] -> float32 [B, 3, H, W] in [-1, 1]."""
@@ -44,7 +46,6 @@ def save_png(picture: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     img = Image.fromarray(picture)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return path

@@ -26,12 +26,13 @@ from typing import Callable
 
 import pandas as pd
 
+from fgnet_core.atomic import write_text
 from fgnet_core.data.au_tables import au_columns, canonical_dataset
 from fgnet_core.data.folds import (
     FOLDS, SUBSET_SIZES, aligned_image_path, all_subjects, test_subjects, train_subjects, validation_subjects,
 )
 from fgnet_core.data.labels import (
-    IMAGE_COLUMN, atomic_write_text, intensity_csv_path, label_csv_path, write_label_csv,
+    IMAGE_COLUMN, intensity_csv_path, label_csv_path, write_label_csv,
 )
 from fgnet_core.data.raw_bp4d import scan_bp4d
 from fgnet_core.data.raw_disfa import intensity_columns, scan_disfa
@@ -195,7 +196,7 @@ def ingest_frames(dataset: str, frames: pd.DataFrame, counts: dict[str, int], ou
         write_label_csv(intensities, intensity_csv_path(out_root, dataset), dataset)
 
     summary_path = dataset_dir / "ingest_summary.json"  # outside labels/, which reruns leave byte-identical
-    atomic_write_text(summary_path, json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_text(summary_path, json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
     if verbose:
         print(report.summary())
     return report
@@ -239,6 +240,7 @@ def write_fold_files(table: pd.DataFrame, dataset: str, out_root, *, seed: int =
 
 def _alignment_api():
     """(AlignJob, run_alignment), imported only now (the runner's workers pull in dlib and OpenCV)."""
+    # deferred: dlib and OpenCV load only when alignment runs (and tests replace the runner's attributes)
     from fgnet_core.data.align_batch import AlignJob, run_alignment
 
     return AlignJob, run_alignment

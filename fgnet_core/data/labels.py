@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fgnet_core.atomic import write_text
 from fgnet_core.data.au_tables import au_columns, canonical_dataset
 from fgnet_core.data.folds import SUBSET_SIZES
 
 __all__ = [
     "IMAGE_COLUMN", "SPLITS", "LabelFileError", "LabelFileNotFound",
     "label_csv_path", "intensity_csv_path", "read_label_csv", "read_intensity_csv", "write_label_csv",
-    "atomic_write_text",
 ]
 
 IMAGE_COLUMN = "image_path"
@@ -127,20 +127,6 @@ def write_label_csv(df: pd.DataFrame, path: str | Path, dataset: str | None = No
     table = df[order].copy()
     for col in order[1:]:
         table[col] = table[col].astype(np.int64)
-    atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
+    write_text(path, table.to_csv(index=False, lineterminator="\n"))
     return path
 
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; label files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

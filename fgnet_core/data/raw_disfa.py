@@ -20,7 +20,7 @@ import pandas as pd
 
 from fgnet_core.data.au_tables import DATASET_AUS, au_columns
 from fgnet_core.data.folds import disfa_rel
-from fgnet_core.data.align_batch import video_frame_count  # one home for reading video lengths
+from fgnet_core.data.align_inputs import video_frame_count  # one home for reading video lengths
 
 __all__ = [
     "OCCURRENCE_THRESHOLD", "MAX_INTENSITY", "intensity_columns", "video_files", "label_folders",

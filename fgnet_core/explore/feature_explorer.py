@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fgnet_core.data.image_tensors import to_model_range
 from fgnet_core.evaluation.features import pca_rgb  # noqa: F401 (re-exported for the notebook)
 from fgnet_core.explore import plots
 
@@ -46,7 +47,7 @@ def feature_pyramid(loaded, image: np.ndarray) -> Pyramid:
     """Aligned face [256, 256, 3] uint8 -> the model's view of it (one forward pass through every stage)."""
     net = loaded.net
     device = next(net.parameters()).device
-    x = torch.from_numpy(image.copy()).to(device).permute(2, 0, 1).float()[None] / 127.5 - 1.0  # [1, 3, 256, 256]
+    x = to_model_range(torch.from_numpy(image.copy()).to(device)[None])  # [1, 3, 256, 256]
     recon, feats = net.generator.synthesis(net.latents(x))  # [1, 3, R, R], every map [1, C, H, W]
     levels = [feats[i] for i in net.feature_layers]
     heat, states = net.interpreter(levels, return_levels=True)  # [1, C_out, S, S]

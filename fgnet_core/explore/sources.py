@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fgnet_core.data.align import FaceAligner
 from fgnet_core.data.au_tables import DATASETS, canonical_dataset, dataset_aus
+from fgnet_core.data.image_load import AlignmentError
+from fgnet_core.data.image_tensors import to_model_range
+from fgnet_core.data.dataset import AUDataset, landmark_path, load_landmarks
+from fgnet_core.data.labels import label_csv_path, read_label_csv
+from fgnet_core.evaluation.predict_set import score_faces
+from fgnet_core.models.fgnet import FGNet
 from fgnet_core.paths import REPO_ROOT
 from fgnet_core.predict.models import LoadedModel, ModelNotFoundError, resolve_model
 
@@ -34,8 +41,6 @@ def explore_model(model_path: str | Path = "demo", fallback_dataset: str = "BP4D
     try:
         return resolve_model(model_path, root=REPO_ROOT)
     except ModelNotFoundError as exc:
-        from fgnet_core.models.fgnet import FGNet
-
         torch.manual_seed(seed)
         net = FGNet("tiny").eval()
         ds = canonical_dataset(fallback_dataset)
@@ -61,7 +66,7 @@ class Sample:
     targets: dict[str, np.ndarray] = field(default_factory=dict)  # 'AU01' -> [S, S] training target
 
     def tensor(self) -> torch.Tensor:
-        return torch.from_numpy(self.image.copy()).permute(2, 0, 1).float()[None] / 127.5 - 1.0  # [1, 3, 256, 256]
+        return to_model_range(torch.from_numpy(self.image.copy())[None])  # [1, 3, 256, 256]
 
 
 class CorpusSource:
@@ -69,9 +74,6 @@ class CorpusSource:
 
     def __init__(self, aligned_root: str | Path, dataset: str, fold: int, split: str = "test",
                  heatmap_size: int = 128, max_images: int | None = 64):
-        from fgnet_core.data.dataset import AUDataset
-        from fgnet_core.data.labels import label_csv_path, read_label_csv
-
         self.root = Path(aligned_root)
         self.dataset, self.fold = dataset, int(fold)
         csv = label_csv_path(self.root, dataset, fold, split)
@@ -89,8 +91,6 @@ class CorpusSource:
         return list(self.items.paths)
 
     def sample(self, index: int) -> Sample:
-        from fgnet_core.data.dataset import landmark_path, load_landmarks
-
         item = self.items[index]
         image = ((item["image"].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)  # [256, 256, 3]
         stored = landmark_path(self.items.image_file(index))
@@ -120,8 +120,6 @@ class PhotoSource:
 
     def add(self, image, name: str) -> int:
         """Align an RGB array, an image path or encoded image bytes; -> the new index. ValueError if no face."""
-        from fgnet_core.data.align import AlignmentError, FaceAligner
-
         if isinstance(image, (bytes, bytearray, memoryview)):
             from PIL import Image
 
@@ -180,21 +178,13 @@ def resolve_root(path: str | Path) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
-@torch.no_grad()
 def model_outputs(loaded: LoadedModel, images: list[np.ndarray], batch_size: int = 8):
     """Aligned faces [256, 256, 3] uint8 -> (heatmaps [N, n_aus, S, S], scores [N, n_aus]) as NumPy arrays."""
-    heats = []
-    device = next(loaded.net.parameters()).device
-    for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.stack(images[start:start + batch_size])).to(device)  # [B, 256, 256, 3]
-        x = batch.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # [B, 3, 256, 256]
-        heats.append(loaded.net(x)[:, : loaded.n_aus].float().cpu())
-    heat = torch.cat(heats) if heats else torch.zeros(0, loaded.n_aus, 1, 1)
-    return heat.numpy(), heat.clamp(-1.0, 1.0).mean(dim=(2, 3)).numpy()
+    return score_faces(loaded.net, images, loaded.n_aus, batch_size)
 
 
-def explore_samples(image_paths=(), aligned_root: str | Path = "workspace/aligned", dataset: str = "BP4D", fold: int = 0,
-                    max_images: int = 8, heatmap_size: int = 128) -> list[Sample]:
+def explore_samples(image_paths=(), aligned_root: str | Path = "workspace/aligned", dataset: str = "BP4D",
+                    fold: int = 0, max_images: int = 8, heatmap_size: int = 128) -> list[Sample]:
     """`image_paths` aligned on the spot; else the aligned corpus's test images; else the offline photo."""
     if image_paths:
         return PhotoSource(image_paths).samples[:max_images]

@@ -89,31 +89,34 @@ class StyleGAN2Generator(nn.Module):
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
 
     def synthesis(self, w_plus: torch.Tensor, noise: list[torch.Tensor | None] | None = None,
-                  randomize_noise: bool = False, return_image: bool = True):
+                  randomize_noise: bool = False, return_image: bool = True, n_features: int | None = None):
         """w_plus [B, n_latent, style_dim] -> (image [B,3,size,size] or None, features list).
 
         Without `noise`, the stored noise buffers are used (FG-Net runs with randomize_noise=False).
-        `return_image=False` skips the RGB branch, which FG-Net computes and discards.
+        `return_image=False` skips the RGB branch, which FG-Net computes and discards; `n_features`
+        (without the image) stops after the first n maps, which is all a reader of map n - 1 needs.
         """
         if w_plus.ndim != 3 or w_plus.shape[1] < self.n_latent or w_plus.shape[2] != self.style_dim:
             raise ValueError(f"w_plus must be [B, {self.n_latent}, {self.style_dim}], got {list(w_plus.shape)}")
+        if n_features is not None and return_image:
+            raise ValueError("n_features stops the synthesis early: only with return_image=False")
         if noise is None:
             noise = [None] * self.num_layers if randomize_noise else self.fixed_noise()
+        stop = self.num_layers + 1 if n_features is None else n_features
         out = self.input(w_plus.shape[0])  # [B, 512, 4, 4]
         features = [out]
+        if stop <= 1:
+            return None, features
         out = self.conv1(out, w_plus[:, 0], noise=noise[0])
         features.append(out)
         skip = self.to_rgb1(out, w_plus[:, 1]) if return_image else None
-        i = 1
-        for conv_up, conv, noise_up, noise_same, to_rgb in zip(
-                self.convs[::2], self.convs[1::2], noise[1::2], noise[2::2], self.to_rgbs):
-            out = conv_up(out, w_plus[:, i], noise=noise_up)
+        for j, conv in enumerate(self.convs):  # conv j makes map j + 2 from W+ row j + 1 (pairs: up, same)
+            if len(features) >= stop:
+                break
+            out = conv(out, w_plus[:, j + 1], noise=noise[j + 1])
             features.append(out)
-            out = conv(out, w_plus[:, i + 1], noise=noise_same)
-            features.append(out)
-            if return_image:
-                skip = to_rgb(out, w_plus[:, i + 2], skip)
-            i += 2
+            if return_image and j % 2 == 1:
+                skip = self.to_rgbs[j // 2](out, w_plus[:, j + 2], skip)
         return skip, features
 
     def forward(self, z: torch.Tensor, **kwargs):

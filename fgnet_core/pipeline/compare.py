@@ -9,15 +9,15 @@ scratch space (`workspace/compare`), removed once the tables are written: the re
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
 import pandas as pd
 
 from fgnet_core.atomic import write_json, write_text
-from fgnet_core.data.au_tables import canonical_dataset
 from fgnet_core.pipeline import report_figures as figs
-from fgnet_core.pipeline.config import Layout
+from fgnet_core.pipeline.config import Config, Layout
 from fgnet_core.pipeline.evaluate import cross_domain_runs, cross_domain_summary, efficiency_curve, spread
 from fgnet_core.pipeline.report import md_table
 from fgnet_core.pipeline.sweep import efficiency_specs, run_sweep, training_specs
@@ -26,15 +26,12 @@ from fgnet_core.pipeline.train_stage import sweep_table
 BACKBONES = ("pretrained", "scratch")
 
 
-def comparison_params(params: dict) -> dict:
-    """params.yaml with the comparison's protocol, seeds and subset sizes in place of the demo's."""
-    spec = params["compare"]
-    cp = params.copy()
-    cp["protocols"], cp["seeds"] = [spec["protocol"]], list(spec["seeds"])
-    cp["efficiency"] = params["efficiency"].copy()
-    cp["efficiency"]["protocol"], cp["efficiency"]["seeds"] = spec["protocol"], list(spec["seeds"])
-    cp["efficiency"]["sizes"] = {params["corpus"]: list(spec["sizes"])}
-    return cp
+def comparison_config(config: Config) -> Config:
+    """The config with the comparison's protocol, seeds and subset sizes in place of the demo's."""
+    spec = config.compare
+    efficiency = config.efficiency.derive(protocol=spec.protocol, seeds=spec.seeds,
+                                          sizes={config.corpus: spec.sizes})
+    return config.derive(protocols=(spec.protocol,), seeds=spec.seeds, efficiency=efficiency)
 
 
 def difference(p: pd.Series, s: pd.Series) -> dict:
@@ -78,32 +75,30 @@ def claims(runs: pd.DataFrame, cross: pd.DataFrame, datasets: list[str]) -> pd.D
     return pd.DataFrame(rows)
 
 
-def attempt_params(cp: dict, recipe: dict) -> dict:
-    """The comparison's params with one attempt's recipe values (keys of `train:`) laid over the demo recipe."""
-    ap = cp.copy()
-    ap["train"] = {**cp["train"], **recipe}
-    return ap
+def attempt_config(cp: Config, recipe: dict) -> Config:
+    """The comparison's config with one attempt's recipe values laid over the demo recipe (as `train:` overrides)."""
+    return cp.derive(train=dataclasses.replace(cp.train, overrides={**cp.train.overrides, **recipe}))
 
 
-def cross_domain_of(cp: dict, lay: Layout, runs_dir, full: pd.DataFrame, datasets: list[str], device: str,
+def cross_domain_of(cp: Config, lay: Layout, runs_dir, full: pd.DataFrame, datasets: list[str], device: str,
                     log) -> pd.DataFrame:
     """Every full-data model of both backbones scored on each corpus's test folds (one row per model x target)."""
     return pd.concat([cross_domain_runs(cp, lay, {ds: runs_dir for ds in datasets},
                                         {ds: full[(full["dataset"] == ds) & (full["backbone"] == b)]
-                                         for ds in datasets}, cp["protocols"][0], device=device, log=log)
+                                         for ds in datasets}, cp.protocols[0], device=device, log=log)
                       for b in BACKBONES], ignore_index=True)
 
 
-def run_attempts(cp: dict, lay: Layout, datasets: list[str], runs_dir, device: str, log) -> pd.DataFrame:
+def run_attempts(cp: Config, lay: Layout, datasets: list[str], runs_dir, device: str, log) -> pd.DataFrame:
     """Other recipes for both backbones (`compare.attempts`): the full-data runs of each, within- and
     cross-domain claims as above. One row per (attempt, claim)."""
     rows = []
-    for name, recipe in (cp["compare"].get("attempts") or {}).items():
-        ap = attempt_params(cp, dict(recipe))
+    for name, recipe in cp.compare.attempts.items():
+        ap = attempt_config(cp, recipe)
         specs = [s for b in BACKBONES for ds in datasets for s in training_specs(ap, ds, b)]
         log(f"attempt {name} ({recipe}): {len(specs)} runs")
-        results = run_sweep(specs, ap, lay.root, runs_dir / name, workers=int(cp["runtime"]["workers"]),
-                            threads=int(cp["runtime"]["threads"]), log=log)
+        results = run_sweep(specs, ap, lay.root, runs_dir / name, workers=cp.runtime.workers,
+                            threads=cp.runtime.threads, log=log)
         runs = sweep_table(specs, results)
         cross = cross_domain_of(ap, lay, runs_dir / name, runs, datasets, device, log)
         for _, r in claims(runs, cross, datasets).iterrows():
@@ -111,18 +106,18 @@ def run_attempts(cp: dict, lay: Layout, datasets: list[str], runs_dir, device: s
     return pd.DataFrame(rows)
 
 
-def run_comparison(params: dict, lay: Layout, device: str = "cpu", log=print) -> pd.DataFrame:
+def run_comparison(config: Config, lay: Layout, device: str = "cpu", log=print) -> pd.DataFrame:
     """Train both backbones' runs, score them, write reports/compare/ (tables, figures, README.md section)."""
-    cp = comparison_params(params)
-    datasets = [canonical_dataset(d) for d in params["datasets"]]
+    cp = comparison_config(config)
+    datasets = list(config.datasets)
     scratch_dir = lay.root / "workspace" / "compare"
     specs = [s for b in BACKBONES for ds in datasets
              for s in training_specs(cp, ds, b) + efficiency_specs(cp, ds, b)]
     log(f"backbone comparison: {len(specs)} runs")
-    results = run_sweep(specs, cp, lay.root, scratch_dir, workers=int(params["runtime"]["workers"]),
-                        threads=int(params["runtime"]["threads"]), log=log)
+    results = run_sweep(specs, cp, lay.root, scratch_dir, workers=config.runtime.workers,
+                        threads=config.runtime.threads, log=log)
     runs = sweep_table(specs, results)
-    protocol = cp["protocols"][0]
+    protocol = cp.protocols[0]
     full = runs[runs["size"] == 0]
     cross = cross_domain_of(cp, lay, scratch_dir, full, datasets, device, log)
     cross_table, _ = cross_domain_summary(cross)
@@ -159,20 +154,21 @@ def claim_rows(verdicts: pd.DataFrame) -> list[dict]:
              "> 2 SE": "yes" if r["beyond_2se"] else "no"} for _, r in verdicts.iterrows()]
 
 
-def attempts_markdown(attempts: pd.DataFrame, cp: dict) -> list[str]:
+def attempts_markdown(attempts: pd.DataFrame, cp: Config) -> list[str]:
     """The other recipes tried, each claim as above (empty when `compare.attempts` is empty)."""
     if attempts.empty:
         return []
     rows = [{"attempt": r["attempt"], "recipe change": r["recipe"], **claim_rows(pd.DataFrame([r]))[0]}
             for _, r in attempts.iterrows()]
     return ["### Other recipes tried", "",
-            f"Each attempt changes the demo recipe for both backbones and repeats the full-data runs (`{cp['protocols'][0]}`, "
-            f"seeds {cp['seeds']}, all folds); the claims are computed as above.", "", md_table(pd.DataFrame(rows)), ""]
+            f"Each attempt changes the demo recipe for both backbones and repeats the full-data runs "
+            f"(`{cp.protocols[0]}`, seeds {list(cp.seeds)}, all folds); the claims are computed as above.", "",
+            md_table(pd.DataFrame(rows)), ""]
 
 
 def comparison_markdown(verdicts: pd.DataFrame, runs: pd.DataFrame, cross_table: pd.DataFrame,
-                        curve: pd.DataFrame, cp: dict, attempts: pd.DataFrame | None = None) -> str:
-    protocol, seeds = cp["protocols"][0], cp["seeds"]
+                        curve: pd.DataFrame, cp: Config, attempts: pd.DataFrame | None = None) -> str:
+    protocol, seeds = cp.protocols[0], list(cp.seeds)
     rows = claim_rows(verdicts)
     within = [{"dataset": ds, "backbone": b, **{k: v for k, v in spread(part, "f1_avg").items() if k != "n_folds"}}
               for (ds, b), part in runs[runs["size"] == 0].groupby(["dataset", "backbone"])]

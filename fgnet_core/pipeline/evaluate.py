@@ -15,7 +15,7 @@ from fgnet_core.atomic import write_json
 from fgnet_core.data.au_tables import CROSS_DOMAIN_AUS, DATASET_AUS, canonical_dataset
 from fgnet_core.evaluation.metrics import cross_domain_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
-from fgnet_core.pipeline.config import Layout, cross_domain_folds, recipe_for
+from fgnet_core.pipeline.config import Config, Layout
 from fgnet_core.pipeline.runs import labelled_set
 from fgnet_core.pipeline.sweep import seed_summary
 
@@ -38,12 +38,11 @@ def spread(runs: pd.DataFrame, column: str) -> dict:
             "n_folds": int(len(per_fold))}
 
 
-def within_domain(params: dict, lay: Layout, backbone_runs: dict[str, pd.DataFrame] | None = None
+def within_domain(config: Config, lay: Layout, backbone_runs: dict[str, pd.DataFrame] | None = None
                   ) -> tuple[pd.DataFrame, dict]:
     """One row per dataset x protocol (plus the all-present rule): per-AU means and the avg's spread."""
     rows, flat = [], {}
-    for dataset in params["datasets"]:
-        ds = canonical_dataset(dataset)
+    for ds in config.datasets:
         runs = read_runs(lay.metrics_dir / f"train/{ds}.csv")
         au_cols = [f"f1_AU{a:02d}" for a in DATASET_AUS[ds]]
         for protocol, part in runs.groupby("protocol", sort=False):
@@ -62,15 +61,15 @@ def within_domain(params: dict, lay: Layout, backbone_runs: dict[str, pd.DataFra
     return pd.DataFrame(rows), flat
 
 
-def cross_domain_runs(params: dict, lay: Layout, runs_dirs: dict[str, Path], tables: dict[str, pd.DataFrame],
+def cross_domain_runs(config: Config, lay: Layout, runs_dirs: dict[str, Path], tables: dict[str, pd.DataFrame],
                       protocol: str, device: str = "cpu", log=print) -> pd.DataFrame:
     """Every selected model of every source corpus scored on each corpus's test fold of the same index, on the
     AUs both annotate. One row per (source, target, fold, seed)."""
-    recipe = recipe_for(params)
-    folds = [int(f) for f in params["folds"]]
-    folds = folds[:1] if cross_domain_folds(params) == "first" else folds
-    datasets = [canonical_dataset(d) for d in params["datasets"]]
-    test_sets = {(t, f): labelled_set(lay, params, t, f, "test", False) for t in datasets for f in folds}
+    recipe = config.recipe
+    folds = list(config.folds)
+    folds = folds[:1] if config.cross_domain_folds == "first" else folds
+    datasets = list(config.datasets)
+    test_sets = {(t, f): labelled_set(lay, config, t, f, "test", False) for t in datasets for f in folds}
     rows = []
     for source in datasets:
         runs = tables[source]
@@ -106,12 +105,13 @@ def cross_domain_summary(per_run: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return table, flat
 
 
-def cross_domain(params: dict, lay: Layout, device: str = "cpu", log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def cross_domain(config: Config, lay: Layout, device: str = "cpu", log=print
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The cross-domain stage on the training stages' models -> (per-run rows, summary table, flat metrics)."""
-    datasets = [canonical_dataset(d) for d in params["datasets"]]
+    datasets = config.datasets
     tables = {ds: read_runs(lay.metrics_dir / f"train/{ds}.csv") for ds in datasets}
-    per_run = cross_domain_runs(params, lay, {ds: lay.runs_dir / ds for ds in datasets}, tables,
-                                params["evaluation"]["cross_domain_protocol"], device=device, log=log)
+    per_run = cross_domain_runs(config, lay, {ds: lay.runs_dir / ds for ds in datasets}, tables,
+                                config.evaluation.cross_domain_protocol, device=device, log=log)
     table, flat = cross_domain_summary(per_run)
     return per_run, table, flat
 
@@ -131,10 +131,10 @@ def efficiency_curve(subset_runs: pd.DataFrame, full_runs: pd.DataFrame, protoco
     return table.sort_values(["dataset", "backbone", "train_frames"]).reset_index(drop=True)
 
 
-def data_efficiency_table(params: dict, lay: Layout, dataset: str) -> tuple[pd.DataFrame, dict]:
+def data_efficiency_table(config: Config, lay: Layout, dataset: str) -> tuple[pd.DataFrame, dict]:
     ds = canonical_dataset(dataset)
     table = efficiency_curve(read_runs(lay.metrics_dir / f"efficiency/{ds}.csv"),
-                             read_runs(lay.metrics_dir / f"train/{ds}.csv"), params["efficiency"]["protocol"])
+                             read_runs(lay.metrics_dir / f"train/{ds}.csv"), config.efficiency.protocol)
     flat = {f"n_{r['size']}": {"f1_avg": r["f1_avg"], "sd_seeds": r["sd_seeds"], "train_frames": r["train_frames"]}
             for _, r in table.iterrows()}
     return table, flat

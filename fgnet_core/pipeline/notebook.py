@@ -1,4 +1,4 @@
-"""What every pipeline notebook does first: resolve parameters, set threads, show progress in logs."""
+"""What every pipeline notebook does first: read the config, set threads, show progress in logs."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +9,9 @@ import torch
 from tqdm import tqdm
 
 from fgnet_core.paths import REPO_ROOT
-from fgnet_core.pipeline.config import Layout, ParamsError, check_notebook_parameters, load_params
+from fgnet_core.config import Config, load_config
+from fgnet_core.config.load import PARAMS_FILE
+from fgnet_core.pipeline.config import Layout, check_notebook_parameters
 
 INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects after the `parameters` cell
 
@@ -22,7 +24,8 @@ def _assigned_names(source: str) -> dict[str, None]:
         return {}
     names: dict[str, None] = {}
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
         for target in targets:
             if isinstance(target, ast.Name):
                 names[target.id] = None
@@ -49,23 +52,16 @@ def check_injected_parameters(history: list[str] | None = None) -> None:
             return
 
 
-def stage_setup(params_file: str = "params.yaml", **overrides) -> tuple[dict, Layout]:
-    """params.yaml with the notebook's own parameters laid over it (corpus, preset, seed, ...).
+def stage_setup(params_file: str | Path = PARAMS_FILE) -> tuple[Config, Layout]:
+    """The checked config of params.yaml and the pipeline's layout; torch's threads set to `runtime.threads`.
 
-    Overrides must name existing top-level keys, and papermill may inject only the notebook's own
-    parameters: papermill itself only warns about unknown names.
+    A notebook's own parameters are its loop variables (e.g. `dataset`); papermill may inject only those
+    (papermill itself only warns about unknown names).
     """
     check_injected_parameters()
-    root = REPO_ROOT
-    params = load_params(root / params_file)
-    for key, value in overrides.items():
-        if key not in params:
-            raise ParamsError(f"notebook parameter {key!r} is not a params.yaml key")
-        params[key] = value
-    threads = params.get("runtime", {}).get("threads")
-    if threads:
-        torch.set_num_threads(int(threads))
-    return params, Layout(root, params)
+    config = load_config(REPO_ROOT / params_file)
+    torch.set_num_threads(config.runtime.threads)
+    return config, Layout(REPO_ROOT, config)
 
 
 def progress(iterable, **kwargs):

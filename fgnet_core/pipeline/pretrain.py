@@ -17,32 +17,30 @@ from pathlib import Path
 
 import torch
 
-from fgnet_core import checkpoints
 from fgnet_core.atomic import write_json
-from fgnet_core.data.synthetic_pretrain import generate_pretrain_corpus, render_pretrain_corpus
+from fgnet_core.democorpus.pretrain import generate_pretrain_corpus, render_pretrain_corpus
 from fgnet_core.models.discriminator import Discriminator
 from fgnet_core.models.stylegan2 import StyleGAN2Generator
-from fgnet_core.pipeline.config import Layout
+from fgnet_core.pipeline.config import Config, Layout
 from fgnet_core.presets import get_preset
 from fgnet_core.training.gan import GANRecipe, train_gan
 
 
-def pretrain_corpus(params: dict, lay: Layout, progress=None) -> dict:
+def pretrain_corpus(config: Config, lay: Layout, progress=None) -> dict:
     """The corpus stage: workspace/pretrain/corpus/{index.csv, samples.png} and its summary."""
-    spec = params["pretrain"]["corpus"]
-    summary = generate_pretrain_corpus(lay.pretrain_dir / "corpus", n=int(spec["faces"]), seed=int(spec["seed"]),
-                                       size=get_preset("tiny").generator_size, styles=tuple(spec["styles"]),
-                                       workers=int(params["prepare"]["workers"]), progress=progress, save_faces=False)
+    spec = config.pretrain.corpus
+    summary = generate_pretrain_corpus(lay.pretrain_dir / "corpus", n=spec.faces, seed=spec.seed,
+                                       size=get_preset("tiny").generator_size, styles=spec.styles,
+                                       workers=config.prepare.workers, progress=progress, save_faces=False)
     write_json(lay.metrics_dir / "pretrain_corpus.json", summary)
     return summary
 
 
-def corpus_faces(params: dict) -> torch.Tensor:
+def corpus_faces(config: Config) -> torch.Tensor:
     """The pretraining faces, rendered in memory: uint8 [N, 3, S, S]."""
-    spec = params["pretrain"]["corpus"]
-    faces, _ = render_pretrain_corpus(int(spec["faces"]), seed=int(spec["seed"]),
-                                      size=get_preset("tiny").generator_size, styles=tuple(spec["styles"]),
-                                      workers=int(params["prepare"]["workers"]))
+    spec = config.pretrain.corpus
+    faces, _ = render_pretrain_corpus(spec.faces, seed=spec.seed, size=get_preset("tiny").generator_size,
+                                      styles=spec.styles, workers=config.prepare.workers)
     return torch.from_numpy(faces).permute(0, 3, 1, 2).contiguous()
 
 
@@ -61,10 +59,10 @@ def tiny_generator() -> StyleGAN2Generator:
     return g.set_modconv_mode(p.modconv)
 
 
-def pretrain_generator(params: dict, lay: Layout, log=print, progress=None) -> dict:
+def pretrain_generator(config: Config, lay: Layout, log=print, progress=None) -> dict:
     """Train the tiny StyleGAN2 as a GAN on the pretraining corpus; -> workspace/pretrain/generator."""
-    recipe = GANRecipe(**params["pretrain"]["generator"])
-    faces = corpus_faces(params)
+    recipe = GANRecipe(**config.pretrain.generator.recipe_kwargs())
+    faces = corpus_faces(config)
     torch.manual_seed(recipe.seed)
     G, D = tiny_generator(), Discriminator(get_preset("tiny").generator_size)
     out = lay.pretrain_dir / "generator"
@@ -72,7 +70,8 @@ def pretrain_generator(params: dict, lay: Layout, log=print, progress=None) -> d
         f"({recipe.steps * recipe.batch_size / 1000:.0f} kimg)")
     started = time.perf_counter()
     result = train_gan(G, D, faces, recipe, out, log=log, progress=progress)
-    summary = {"faces": len(faces), "steps": result.steps_done, "kimg": round(result.steps_done * recipe.batch_size / 1000, 1),
+    summary = {"faces": len(faces), "steps": result.steps_done,
+               "kimg": round(result.steps_done * recipe.batch_size / 1000, 1),
                "minutes_this_run": round((time.perf_counter() - started) / 60, 1),
                **{f"final_{k}": v for k, v in result.losses[-1].items() if k != "step"}}
     write_json(lay.metrics_dir / "pretrain_generator.json", summary)

@@ -11,15 +11,15 @@ import torch
 from fgnet_core import checkpoints
 from fgnet_core.atomic import write_json
 from fgnet_core.models.fgnet import FGNet
-from fgnet_core.pipeline.config import Layout
+from fgnet_core.pipeline.config import Config, Layout
 from fgnet_core.pipeline.pretrain import corpus_faces, publish_files
 from fgnet_core.training.inversion import InversionRecipe, train_inversion
 
 
-def pretrain_encoder(params: dict, lay: Layout, log=print, progress=None) -> dict:
+def pretrain_encoder(config: Config, lay: Layout, log=print, progress=None) -> dict:
     """Train the tiny pSp encoder to invert the frozen EMA generator; -> workspace/pretrain/encoder."""
-    recipe = InversionRecipe(**params["pretrain"]["encoder"])
-    faces = corpus_faces(params)
+    recipe = InversionRecipe(**config.pretrain.encoder.recipe_kwargs())
+    faces = corpus_faces(config)
     torch.manual_seed(recipe.seed)
     net = FGNet("tiny")
     stylegan = lay.pretrain_dir / "generator" / "stylegan2.pt"
@@ -28,7 +28,8 @@ def pretrain_encoder(params: dict, lay: Layout, log=print, progress=None) -> dic
     started = time.perf_counter()
     result = train_inversion(net, faces, recipe, lay.pretrain_dir / "encoder", log=log, progress=progress)
     summary = {"faces": len(faces), "steps": result.steps_done, "holdout_mse": round(result.holdout_mse, 5),
-               "final_loss": result.losses[-1]["loss"], "minutes_this_run": round((time.perf_counter() - started) / 60, 1)}
+               "final_loss": result.losses[-1]["loss"],
+               "minutes_this_run": round((time.perf_counter() - started) / 60, 1)}
     write_json(lay.metrics_dir / "pretrain_encoder.json", summary)
     out = lay.pretrain_dir / "encoder"
     publish_files({out / "losses.csv": lay.reports_dir / "pretrain" / "encoder_losses.csv",

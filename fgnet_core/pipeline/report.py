@@ -17,7 +17,7 @@ from fgnet_core import checkpoints
 from fgnet_core.data.au_tables import DATASET_AUS, canonical_dataset
 from fgnet_core.evaluation.baselines import PUBLISHED_F1
 from fgnet_core.pipeline import report_figures as figs
-from fgnet_core.pipeline.config import Layout, cross_domain_folds, recipe_for
+from fgnet_core.pipeline.config import Config, Layout
 from fgnet_core.pipeline.evaluate import data_efficiency_table
 from fgnet_core.pipeline.runs import build_model, labelled_set
 
@@ -72,22 +72,21 @@ def efficiency_markdown(curve: pd.DataFrame) -> str:
     return md_table(pd.DataFrame(rows))
 
 
-def _demo_faces(params: dict, lay: Layout, n: int = 2) -> torch.Tensor:
+def _demo_faces(config: Config, lay: Layout, n: int = 2) -> torch.Tensor:
     """A few test faces of the first dataset's first fold, [n, 3, 256, 256] in [-1, 1]."""
-    ds = canonical_dataset(params["datasets"][0])
-    test = labelled_set(lay, params, ds, int(params["folds"][0]), "test", False)
+    test = labelled_set(lay, config, config.datasets[0], config.folds[0], "test", False)
     return torch.stack([test[int(i)]["image"] for i in np.linspace(0, len(test) - 1, n).astype(int)])
 
 
-def write_report(params: dict, lay: Layout) -> Path:
+def write_report(config: Config, lay: Layout) -> Path:
     """reports/README.md with the tables and figures of every stage that ran."""
     fig_dir, m = lay.figures_dir, lay.metrics_dir
-    datasets = [canonical_dataset(d) for d in params["datasets"]]
-    published = params["corpus"] != "demo"
+    datasets = list(config.datasets)
+    published = config.corpus != "demo"
     runs = {ds: pd.read_csv(m / f"train/{ds}.csv") for ds in datasets}
     within = pd.read_csv(m / "within_domain.csv")
     cross = pd.read_csv(m / "cross_domain.csv")
-    eff = pd.concat([data_efficiency_table(params, lay, ds)[0] for ds in datasets], ignore_index=True)
+    eff = pd.concat([data_efficiency_table(config, lay, ds)[0] for ds in datasets], ignore_index=True)
     curves = pd.concat([pd.read_csv(lay.curves_dir / f"train_{ds}.csv") for ds in datasets], ignore_index=True)
     figs.per_au_figure(runs, fig_dir / "per_au_f1.png", published)
     figs.cross_domain_figure(cross, fig_dir / "cross_domain.png")
@@ -96,15 +95,15 @@ def write_report(params: dict, lay: Layout) -> Path:
     for ds in datasets:
         first = runs[ds].iloc[0]
         model, _ = checkpoints.load_training_checkpoint(lay.runs_dir / ds / first["run"] / "best.pt")
-        test = labelled_set(lay, params, ds, int(first["fold"]), "test", True)
+        test = labelled_set(lay, config, ds, int(first["fold"]), "test", True)
         figs.examples_figure(model, test, ds, fig_dir / f"examples_{ds.lower()}.png")
-    recipe = recipe_for(params)
-    protocols = ", ".join(f"`{p}`" for p in params["protocols"])
+    recipe = config.recipe
+    protocols = ", ".join(f"`{p}`" for p in config.protocols)
     parts = [
         "# FG-Net workspace report", "",
-        f"Corpus `{params['corpus']}`, preset `{params['preset']}`, backbone `{params['backbone']}`; "
+        f"Corpus `{config.corpus}`, preset `{config.preset}`, backbone `{config.backbone}`; "
         f"{recipe.epochs} epochs x <= {recipe.iterations} iterations of batch {recipe.batch_size}; protocols "
-        f"{protocols}; seeds {params['seeds']} per fold. F1 x 100 (sklearn binary F1) on the test subjects of each "
+        f"{protocols}; seeds {list(config.seeds)} per fold. F1 x 100 (sklearn binary F1) on the test subjects of each "
         "fold. **avg ± sd seeds**: the 3-fold mean computed once per seed, mean ± sd over seeds; **sd folds**: the "
         "spread of the per-fold means.", "", f"Protocols: {PROTOCOL_NOTE}.",
     ]
@@ -118,11 +117,11 @@ def write_report(params: dict, lay: Layout) -> Path:
     for ds in datasets:
         parts += ["", f"## Within-domain: {ds}", "", within_domain_markdown(within, ds, published)]
     parts += ["", "## Cross-domain (AUs 1, 2, 4, 6, 12)", "",
-              f"Models of the `{params['evaluation']['cross_domain_protocol']}` runs, folds: "
-              f"{cross_domain_folds(params)}; each model is scored on the test fold of the same index of both "
+              f"Models of the `{config.evaluation.cross_domain_protocol}` runs, folds: "
+              f"{config.cross_domain_folds}; each model is scored on the test fold of the same index of both "
               "corpora. The drop is the target's own models' F1 minus the transfer's.", "",
               cross_domain_markdown(cross), "",
-              f"## Data efficiency (`{params['efficiency']['protocol']}` protocol)", "",
+              f"## Data efficiency (`{config.efficiency.protocol}` protocol)", "",
               "Nested training subsets of every fold (`train_N` files of the prepare stage: seeded samples on the "
               "demo, FG-Net's official lists on the real corpora); `all` is the full training set of the training "
               "stage's runs.", "", efficiency_markdown(eff), "",
@@ -130,12 +129,11 @@ def write_report(params: dict, lay: Layout) -> Path:
               "", "![data efficiency](figures/data_efficiency.png)", "",
               "![training curves](figures/training_curves.png)", ""]
     parts += [f"![examples {ds}](figures/examples_{ds.lower()}.png)\n" for ds in datasets]
-    if params["preset"] == "tiny" and params["backbone"] == "pretrained":
-        scratch = params.copy()  # shallow: only the backbone differs
-        scratch["backbone"] = "scratch"
+    if config.preset == "tiny" and config.backbone == "pretrained":
+        scratch = config.derive(backbone="scratch")  # only the backbone differs
         torch.manual_seed(0)
-        models = {"pretrained": build_model(params, lay), "scratch": build_model(scratch, lay)}
-        figs.feature_pca_figure(models, _demo_faces(params, lay), fig_dir / "features_pca.png")
+        models = {"pretrained": build_model(config, lay), "scratch": build_model(scratch, lay)}
+        figs.feature_pca_figure(models, _demo_faces(config, lay), fig_dir / "features_pca.png")
         parts += ["## The pretrained backbone", "",
                   "Samples of the generatively pretrained tiny StyleGAN2 (top row: real pretraining faces) and "
                   "inversions of held-out pretraining faces by the tiny pSp encoder (each row above its inversion):",

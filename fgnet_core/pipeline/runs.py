@@ -16,8 +16,9 @@ from fgnet_core.data.labels import IMAGE_COLUMN, label_csv_path, read_label_csv
 from fgnet_core.data.subsets import subset_split
 from fgnet_core.evaluation.metrics import dataset_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
+from fgnet_core.models import make_fast_from_params
 from fgnet_core.models.fgnet import FGNet
-from fgnet_core.pipeline.config import PROTOCOLS, Layout, recipe_for
+from fgnet_core.pipeline.config import PROTOCOLS, Config, Layout
 from fgnet_core.training.loop import train
 
 SPLITS_OF = {"faithful": ("train", "test"), "clean": ("train_sub", "val")}  # (train on, select on)
@@ -30,29 +31,27 @@ class RunOutput:
     run_dir: Path
 
 
-def build_model(params: dict, lay: Layout) -> FGNet:
+def build_model(config: Config, lay: Layout) -> FGNet:
     """The preset's model, seeded. With `backbone: pretrained` the StyleGAN2 and the pSp encoder start from
     the preset's pretrained files (official: the FFHQ ones; tiny: the pretraining stages' own), read by the
     same official-format loaders; with `scratch` from random weights."""
-    recipe = recipe_for(params)
+    recipe = config.recipe
     torch.manual_seed(recipe.seed)
-    net = FGNet(params["preset"], heatmap_size=recipe.heatmap_size, dropout=recipe.dropout)
-    if params["backbone"] == "pretrained":
+    net = FGNet(config.preset, heatmap_size=recipe.heatmap_size, dropout=recipe.dropout)
+    if config.backbone == "pretrained":
         generator = checkpoints.load_stylegan2(lay.checkpoint("stylegan"))
         checkpoints.load_state_strict(net.generator, generator.state_dict(), lay.checkpoint("stylegan"), "g_ema")
         encoder = checkpoints.load_psp_encoder(lay.checkpoint("encoder"))
         checkpoints.load_state_strict(net.encoder, encoder.state_dict(), lay.checkpoint("encoder"), "encoder")
     net.interpreter.init_weights()
-    if params.get("fast", {}).get("enabled"):
-        from fgnet_core.models.fast import make_fast_from_params
-
-        net = make_fast_from_params(net, params["fast"])
+    if config.fast.enabled:
+        net = make_fast_from_params(net, config.fast.settings())
     return net
 
 
-def labelled_set(lay: Layout, params: dict, dataset: str, fold: int, split: str, heatmaps: bool,
+def labelled_set(lay: Layout, config: Config, dataset: str, fold: int, split: str, heatmaps: bool,
                  table: pd.DataFrame | None = None) -> AUDataset:
-    recipe = recipe_for(params)
+    recipe = config.recipe
     source = table if table is not None else label_csv_path(lay.aligned_dir, dataset, fold, split)
     return AUDataset(source, lay.aligned_dir, dataset, with_heatmaps=heatmaps, heatmap_size=recipe.heatmap_size,
                      sigma=recipe.sigma, augment=heatmaps and recipe.augment, seed=recipe.seed, cache=True)
@@ -93,9 +92,9 @@ def subset_table(lay: Layout, dataset: str, fold: int, size: int, select_split: 
     return table.reset_index(drop=True)
 
 
-def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, size: int | None = None) -> RunPlan:
+def plan_run(config: Config, lay: Layout, dataset: str, fold: int, protocol: str, size: int | None = None) -> RunPlan:
     """The one place that turns (dataset, fold, protocol, subset size) into data sets and output paths,
-    shared by the single-process run below and the torchrun entry point (`training.distributed`)."""
+    shared by the single-process run below and the torchrun entry point (`pipeline.distributed_run`)."""
     dataset = canonical_dataset(dataset)
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -104,25 +103,25 @@ def plan_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, 
     table = None
     if size:
         table = subset_table(lay, dataset, fold, size, select_split)
-    train_set = labelled_set(lay, params, dataset, fold, train_split, True, table)
-    selection = labelled_set(lay, params, dataset, fold, select_split, False)
-    test_set = selection if select_split == "test" else labelled_set(lay, params, dataset, fold, "test", False)
+    train_set = labelled_set(lay, config, dataset, fold, train_split, True, table)
+    selection = labelled_set(lay, config, dataset, fold, select_split, False)
+    test_set = selection if select_split == "test" else labelled_set(lay, config, dataset, fold, "test", False)
     eval_sets = {}  # the test set is scored once, at the selected epoch: per-epoch test scores cost a fifth of a run
     return RunPlan(name, dataset, train_set, selection, select_split, test_set, eval_sets,
                    {"dataset": dataset, "fold": fold, "protocol": protocol, "size": size or 0})
 
 
-def train_run(params: dict, lay: Layout, dataset: str, fold: int, protocol: str, *, run_dir: Path,
+def train_run(config: Config, lay: Layout, dataset: str, fold: int, protocol: str, *, run_dir: Path,
               size: int | None = None, log=print, progress=None, device: str = "cpu") -> RunOutput:
     """Train one model under `run_dir` (see `Layout.run_dir_of`) and score its selected epoch on the fold's
     test subjects."""
-    plan = plan_run(params, lay, dataset, fold, protocol, size)
+    plan = plan_run(config, lay, dataset, fold, protocol, size)
     run_dir = Path(run_dir)
-    recipe = recipe_for(params)
+    recipe = config.recipe
     log(f"{plan.name}: {len(plan.train_set)} training frames, selecting on {plan.select_split} "
-        f"({len(plan.selection_set)} frames), preset {params['preset']}, {recipe.epochs} epochs x "
+        f"({len(plan.selection_set)} frames), preset {config.preset}, {recipe.epochs} epochs x "
         f"<= {recipe.iterations} iterations")
-    model = build_model(params, lay)
+    model = build_model(config, lay)
     result = train(model, plan.train_set, recipe, run_dir, plan.dataset,
                    selection_set=plan.selection_set, eval_sets=plan.eval_sets, device=device, log=log,
                    progress=progress, run_params=plan.run_params)

@@ -181,19 +181,23 @@ def missing_params(stage: StageSpec, keys_read: Iterable[str]) -> list[str]:
     return sorted(k for k in deepest_reads(keys_read) if not param_covered(k, entries))
 
 
-def notebook_param_reads(source: str, name: str = "params") -> set[str]:
-    """Dotted keys a notebook reads with constant subscripts, `params["a"]["b"]` -> 'a.b'.
+def notebook_param_reads(source: str, name: str = "config") -> set[str]:
+    """Dotted keys a notebook reads from its config: `config.runtime.device` -> 'runtime.device'.
 
-    A subscript that is not a constant string ends the key there (`params["x"][params["y"]]` -> 'x', 'y').
+    Constant subscripts count as keys too (`params["a"]["b"]` -> 'a.b', for dict-style access); a subscript that is
+    not a constant string ends the key there (`params["x"][params["y"]]` -> 'x', 'y').
     """
     keys = set()
     for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.Subscript):
+        if not isinstance(node, (ast.Subscript, ast.Attribute)):
             continue
         chain, inner = [], node
-        while isinstance(inner, ast.Subscript):
-            index = inner.slice
-            chain.append(index.value if isinstance(index, ast.Constant) and isinstance(index.value, str) else None)
+        while isinstance(inner, (ast.Subscript, ast.Attribute)):
+            if isinstance(inner, ast.Attribute):
+                chain.append(inner.attr)
+            else:
+                index = inner.slice
+                chain.append(index.value if isinstance(index, ast.Constant) and isinstance(index.value, str) else None)
             inner = inner.value
         if isinstance(inner, ast.Name) and inner.id == name:
             chain.reverse()

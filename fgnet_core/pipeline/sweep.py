@@ -22,30 +22,27 @@ import torch
 
 from fgnet_core.atomic import write_json
 from fgnet_core.data.au_tables import canonical_dataset
-from fgnet_core.pipeline.config import Layout, RunSpec
+from fgnet_core.pipeline.config import Config, Layout, RunSpec
 from fgnet_core.pipeline.runs import train_run
 
 
-def training_specs(params: dict, dataset: str, backbone: str) -> list[RunSpec]:
+def training_specs(config: Config, dataset: str, backbone: str) -> list[RunSpec]:
     """Every (protocol, fold, seed) run of one dataset's training stage."""
     ds = canonical_dataset(dataset)
-    return [RunSpec(ds, int(f), p, int(s), 0, backbone)
-            for p in params["protocols"] for f in params["folds"] for s in params["seeds"]]
+    return [RunSpec(ds, f, p, s, 0, backbone) for p in config.protocols for f in config.folds for s in config.seeds]
 
 
-def efficiency_specs(params: dict, dataset: str, backbone: str) -> list[RunSpec]:
+def efficiency_specs(config: Config, dataset: str, backbone: str) -> list[RunSpec]:
     """Every (size, fold, seed) subset run of one dataset's data-efficiency stage (the full-size point is the
     training stage's run)."""
-    ds, eff = canonical_dataset(dataset), params["efficiency"]
-    return [RunSpec(ds, int(f), eff["protocol"], int(s), int(n), backbone)
-            for n in eff["sizes"][params["corpus"]] for f in params["folds"] for s in eff["seeds"]]
+    ds, eff = canonical_dataset(dataset), config.efficiency
+    return [RunSpec(ds, f, eff.protocol, s, n, backbone)
+            for n in eff.sizes[config.corpus] for f in config.folds for s in eff.seeds]
 
 
-def run_params(params: dict, spec: RunSpec) -> dict:
-    """params.yaml for one run: a shallow copy in which only the run's own seed and backbone differ."""
-    params = params.copy()
-    params["seed"], params["backbone"] = spec.seed, spec.backbone
-    return params
+def run_config(config: Config, spec: RunSpec) -> Config:
+    """The config of one run: only the run's own seed and backbone differ."""
+    return config.derive(seed=spec.seed, backbone=spec.backbone)
 
 
 def record_run(run_dir: Path, spec: RunSpec, metrics: dict, log_lines: list[str]) -> dict:
@@ -55,13 +52,13 @@ def record_run(run_dir: Path, spec: RunSpec, metrics: dict, log_lines: list[str]
     return metrics
 
 
-def _run_in_worker(spec: RunSpec, params: dict, root: str, run_dir: str, threads: int) -> dict:
+def _run_in_worker(spec: RunSpec, config: Config, root: str, run_dir: str, threads: int) -> dict:
     """Worker side: one run, with its own torch thread count; returns its metrics."""
     torch.set_num_threads(threads)
-    params = run_params(params, spec)
-    lay = Layout(Path(root), params)
+    config = run_config(config, spec)
+    lay = Layout(Path(root), config)
     lines: list[str] = []
-    out = train_run(params, lay, spec.dataset, spec.fold, spec.protocol, size=spec.size or None,
+    out = train_run(config, lay, spec.dataset, spec.fold, spec.protocol, size=spec.size or None,
                     log=lines.append, run_dir=Path(run_dir))
     return record_run(Path(run_dir), spec, out.metrics, lines)
 
@@ -75,7 +72,7 @@ def _finished(run_dir: Path, spec: RunSpec) -> dict | None:
     return done["metrics"] if done.get("spec") == asdict(spec) else None
 
 
-def run_sweep(specs: list[RunSpec], params: dict, root: Path, out_dir: Path, *, workers: int, threads: int,
+def run_sweep(specs: list[RunSpec], config: Config, root: Path, out_dir: Path, *, workers: int, threads: int,
               log=print) -> dict[str, dict]:
     """Train every spec (skipping finished ones) under `out_dir/<spec.name>`; -> {name: metrics}."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +88,7 @@ def run_sweep(specs: list[RunSpec], params: dict, root: Path, out_dir: Path, *, 
     todo.sort(key=lambda s: -(s.size or 10**9))  # largest first: the pool drains evenly
     if workers <= 1:
         for spec in todo:
-            results[spec.name] = _run_in_worker(spec, params, str(root), str(out_dir / spec.name), threads)
+            results[spec.name] = _run_in_worker(spec, config, str(root), str(out_dir / spec.name), threads)
             log(f"{spec.name}: F1 {results[spec.name]['f1_avg']:.1f}")
         return {s.name: results[s.name] for s in specs}
     ctx = multiprocessing.get_context("spawn")
@@ -99,7 +96,7 @@ def run_sweep(specs: list[RunSpec], params: dict, root: Path, out_dir: Path, *, 
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the workers' OpenMP pools start at this size
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_in_worker, spec, params, str(root), str(out_dir / spec.name), threads): spec
+            futures = {pool.submit(_run_in_worker, spec, config, str(root), str(out_dir / spec.name), threads): spec
                        for spec in todo}
             for fut in as_completed(futures):
                 spec = futures[fut]

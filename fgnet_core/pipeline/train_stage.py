@@ -12,7 +12,7 @@ import pandas as pd
 
 from fgnet_core.atomic import write_json
 from fgnet_core.data.au_tables import canonical_dataset
-from fgnet_core.pipeline.config import Layout
+from fgnet_core.pipeline.config import Config, Layout
 from fgnet_core.pipeline.sweep import RunSpec, efficiency_specs, run_sweep, seed_summary, training_specs
 
 ID_COLUMNS = ["dataset", "protocol", "fold", "seed", "size", "backbone"]
@@ -53,26 +53,25 @@ def seed_means(table: pd.DataFrame, keys: list[str]) -> dict:
     return out
 
 
-def run_training_stage(params: dict, lay: Layout, dataset: str, *, log=print) -> pd.DataFrame:
+def run_training_stage(config: Config, lay: Layout, dataset: str, *, log=print) -> pd.DataFrame:
     """train@<DATASET>: protocols x folds x seeds with the configured backbone."""
     ds = canonical_dataset(dataset)
-    specs = training_specs(params, ds, params["backbone"])
-    return _run_and_publish(params, lay, specs, lay.runs_dir / ds, f"train/{ds}", ["protocol"], log)
+    specs = training_specs(config, ds, config.backbone)
+    return _run_and_publish(config, lay, specs, lay.runs_dir / ds, f"train/{ds}", ["protocol"], log)
 
 
-def run_efficiency_stage(params: dict, lay: Layout, dataset: str, *, log=print) -> pd.DataFrame:
+def run_efficiency_stage(config: Config, lay: Layout, dataset: str, *, log=print) -> pd.DataFrame:
     """data_efficiency@<DATASET>: every subset size x fold x efficiency seed."""
     ds = canonical_dataset(dataset)
-    specs = efficiency_specs(params, ds, params["backbone"])
-    return _run_and_publish(params, lay, specs, lay.efficiency_dir(ds), f"efficiency/{ds}", ["size"], log)
+    specs = efficiency_specs(config, ds, config.backbone)
+    return _run_and_publish(config, lay, specs, lay.efficiency_dir(ds), f"efficiency/{ds}", ["size"], log)
 
 
-def _run_and_publish(params: dict, lay: Layout, specs: list[RunSpec], runs_dir: Path, stem: str, keys: list[str],
-                     log) -> pd.DataFrame:
-    runtime = params["runtime"]
-    log(f"{stem}: {len(specs)} runs on {runtime['workers']} worker(s) x {runtime['threads']} thread(s)")
-    results = run_sweep(specs, params, lay.root, runs_dir, workers=int(runtime["workers"]),
-                        threads=int(runtime["threads"]), log=log)
+def _run_and_publish(config: Config, lay: Layout, specs: list[RunSpec], runs_dir: Path, stem: str,
+                     keys: list[str], log) -> pd.DataFrame:
+    runtime = config.runtime
+    log(f"{stem}: {len(specs)} runs on {runtime.workers} worker(s) x {runtime.threads} thread(s)")
+    results = run_sweep(specs, config, lay.root, runs_dir, workers=runtime.workers, threads=runtime.threads, log=log)
     table = sweep_table(specs, results)
     (lay.metrics_dir / stem).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(lay.metrics_dir / f"{stem}.csv", index=False, float_format="%.4f")

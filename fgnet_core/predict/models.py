@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fgnet_core import checkpoints
 from fgnet_core.data.au_tables import canonical_dataset, dataset_aus
 from fgnet_core.paths import REPO_ROOT
-from fgnet_core.pipeline.config import Layout
+from fgnet_core.pipeline.config import ParamsError, demo_model_path, load_params
 
 OFFICIAL_MODELS = {"bp4d": ("BP4D", Path("checkpoints") / "bp4d_0" / "model.pth"),
                    "disfa": ("DISFA", Path("checkpoints") / "disfa_0" / "model.pth")}
@@ -50,8 +51,6 @@ class LoadedModel:
 
 def _root_params(root: Path) -> dict | None:
     """`root`/params.yaml when it is there and valid, else None."""
-    from fgnet_core.pipeline.config import ParamsError, load_params
-
     try:
         return load_params(root / "params.yaml")
     except ParamsError:
@@ -75,8 +74,8 @@ def demo_checkpoint(root: Path | None = None) -> Path:
     """The pipeline's demo model under `root` (`Layout.demo_model`, with the backbone of `root`/params.yaml;
     `pretrained` when there is none)."""
     root = Path(root) if root else REPO_ROOT
-    params = _root_params(root) or {"backbone": "pretrained"}
-    return Layout(root, params).demo_model
+    params = _root_params(root) or {}
+    return demo_model_path(root, params.get("backbone", "pretrained"))
 
 
 def _need(path: Path, what: str, how: str) -> Path:
@@ -100,8 +99,6 @@ def resolve_model(spec: str | Path = "demo", *, stylegan: str | Path | None = No
     `dataset` overrides the dataset the model reads (needed for an official model.pth whose path names
     neither corpus). Raises ModelNotFoundError / ModelSpecError / CheckpointError, each naming the file.
     """
-    from fgnet_core import checkpoints
-
     root = Path(root) if root else REPO_ROOT
     key = str(spec).lower()
     if key == "demo":
@@ -130,8 +127,6 @@ def resolve_model(spec: str | Path = "demo", *, stylegan: str | Path | None = No
 
 
 def _load_training(path: Path, dataset: str | None, name: str) -> LoadedModel:
-    from fgnet_core import checkpoints
-
     net, ckpt = checkpoints.load_training_checkpoint(path)
     params = ckpt.get("params") if isinstance(ckpt.get("params"), dict) else {}
     stored = params.get("dataset")
@@ -162,8 +157,6 @@ def _same_dataset(path: Path, trained: str | None, asked: str | None) -> None:
 
 
 def _load_path(path: Path, stylegan, encoder, dataset: str | None) -> LoadedModel:
-    from fgnet_core import checkpoints
-
     obj = checkpoints.read_checkpoint(path, "model checkpoint")
     if isinstance(obj, dict) and obj.get("format") == checkpoints.TRAINING_FORMAT:
         del obj

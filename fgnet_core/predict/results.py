@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fgnet_core.atomic import atomic_path
+
 FORMATS = ("csv", "parquet")
 
 
@@ -68,9 +70,8 @@ class ResultsWriter:
                                    "continue it, or delete it to start over")
         kept = self._earlier_rows() if self.resume else pd.DataFrame(columns=self.columns)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.partial.with_name(f".{self.partial.name}.{os.getpid()}.tmp")
-        kept.to_csv(tmp, index=False, float_format="%.6g")  # rewritten whole: a torn last line is dropped
-        os.replace(tmp, self.partial)
+        with atomic_path(self.partial) as tmp:
+            kept.to_csv(tmp, index=False, float_format="%.6g")  # rewritten whole: a torn last line is dropped
         self._file = open(self.partial, "a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._file, lineterminator="\n")
         return kept
@@ -108,11 +109,7 @@ class ResultsWriter:
         if self.fmt == "csv":
             os.replace(self.partial, self.path)
         else:
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            try:
+            with atomic_path(self.path) as tmp:
                 table.to_parquet(tmp, index=False)
-                os.replace(tmp, self.path)
-            finally:
-                tmp.unlink(missing_ok=True)
             self.partial.unlink(missing_ok=True)
         return self.path

@@ -3,9 +3,10 @@
 Every frame is aligned like the training data (`FaceAligner`: the largest face, FFHQ-style, 256 px), so
 one face per frame is scored, as in the official FG-Net code; in videos the face is detected every
 `detect_every` frames and followed in between (`FaceTracker`). Decoding and alignment run inline or in
-`workers` processes (`data/frame_source.py`); aligned faces are batched through the model here; a frame without a face gives a `no_face` row, an input that cannot be read gives an `error` row
-and one line on stderr, and the run goes on with the next input. A video that ends before the frame count
-its container declares (truncated) gets an `error` row at the first missing frame. With `out`, rows are
+`workers` processes (`data/frame_source.py`); aligned faces are batched through the model here; a frame
+without a face gives a `no_face` row, an input that cannot be read gives an `error` row and one line on
+stderr, and the run goes on with the next input. A video that ends before the frame count its container
+declares (truncated) gets an `error` row at the first missing frame. With `out`, rows are
 written as they are scored (see `results.py`), so an interrupted run keeps them and `resume` continues it.
 """
 from __future__ import annotations
@@ -17,12 +18,17 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import torch
 
+from fgnet_core.atomic import atomic_path
 from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
     InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
 )
+from fgnet_core.data.heatmaps import is_present
+from fgnet_core.evaluation.predict_set import score_faces
+from fgnet_core.predict import overlays as ov
 from fgnet_core.predict.models import LoadedModel, resolve_model
+from fgnet_core.predict.overlays import VideoOverlay, grid_shape
+from fgnet_core.predict.results import ResultsFileError, ResultsWriter, partial_path
 
 HEAD_COLUMNS = ["source", "frame", "time_s", "x0", "y0", "x1", "y1", "status"]
 TAIL_COLUMNS = ["model", "dataset"]
@@ -62,24 +68,19 @@ class _Runner:
     pending: list = field(default_factory=list)
     video: object = None
 
-    @torch.no_grad()
     def flush(self) -> None:
-        from fgnet_core.predict import overlays as ov
-
         faces = [p for p in self.pending if p.face is not None]
         labels = self.loaded.au_labels
         heat = scores = None
-        if faces:
-            batch = np.stack([p.face.image for p in faces])  # [B, 256, 256, 3] uint8
-            images = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            heat = self.loaded.net(images)[:, : len(labels)].float().cpu()  # [B, n_aus, S, S]
-            scores = heat.clamp(-1.0, 1.0).mean(dim=(2, 3)).numpy()  # [B, n_aus]
+        if faces:  # one batch: heatmaps [B, n_aus, S, S], scores [B, n_aus]
+            heat, scores = score_faces(self.loaded.net, [p.face.image for p in faces], len(labels),
+                                       batch_size=len(faces), device=self.device)
         k = 0
         for item in self.pending:
             grid = None
             if item.face is not None:
                 s = scores[k]
-                item.row.update({presence_column(lab, self.openface): int(v > 0) for lab, v in zip(labels, s)})
+                item.row.update({presence_column(lab, self.openface): int(is_present(v)) for lab, v in zip(labels, s)})
                 item.row.update({f"{lab}_score": float(v) for lab, v in zip(labels, s)})
                 if self.overlays is not None:
                     source = item.source
@@ -87,7 +88,7 @@ class _Runner:
                     if source.kind == "video":
                         title += f" frame {item.row['frame']}"
                         png = self.overlays / source.name / f"{item.row['frame']:06d}.png"
-                    grid = ov.heatmap_grid(item.face.image, item.face.landmarks, heat[k].numpy(), labels, s,
+                    grid = ov.heatmap_grid(item.face.image, item.face.landmarks, heat[k], labels, s,
                                            title=title)
                     ov.write_png(png, grid)
                 k += 1
@@ -125,8 +126,6 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
     Raises ResultsFileError (a ValueError) when `out` is one of the inputs or a run to resume is in the way.
     """
     from tqdm import tqdm
-
-    from fgnet_core.predict.results import ResultsFileError, ResultsWriter
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -175,8 +174,6 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
                         runner.video, decoded = None, None
                 continue
             if overlays is not None and source.kind == "video" and runner.video is None:
-                from fgnet_core.predict.overlays import VideoOverlay, grid_shape
-
                 runner.video = VideoOverlay(overlays / f"{source.name}.mp4", _fps(source.path) / every_n_frames,
                                             grid_shape(loaded.n_aus, title=True))
                 decoded = video_frames(source.path, every_n_frames, declared_check=False)
@@ -221,8 +218,6 @@ def predict(paths: Iterable[str | Path] | str | Path, model: str | Path | Loaded
 
 def refuse_overwriting_inputs(out: str | Path, sources: list[Source]) -> None:
     """ResultsFileError when the results file (or its partial file) is one of the inputs."""
-    from fgnet_core.predict.results import ResultsFileError, partial_path
-
     out = Path(out)
     targets = {p.resolve() for p in (out, partial_path(out))}
     for source in sources:
@@ -232,11 +227,8 @@ def refuse_overwriting_inputs(out: str | Path, sources: list[Source]) -> None:
 
 def _rewrite_partial(writer, table: pd.DataFrame) -> None:
     """Put a resumed run's rows in input order before the partial file is published."""
-    import os
-
-    tmp = writer.partial.with_name(f".{writer.partial.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, writer.partial)
+    with atomic_path(writer.partial) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def _frame_at(decoded, frame: int) -> np.ndarray | None:

@@ -1,6 +1,8 @@
 """Multi-GPU training with torchrun + DistributedDataParallel: the training loop of `loop.py`, sharded.
 
-    torchrun --nproc_per_node 8 -m fgnet_core.training.distributed --dataset BP4D --fold 0 --protocol faithful
+    torchrun --nproc_per_node 8 -m fgnet_core.pipeline.distributed_run --dataset BP4D --fold 0 --protocol faithful
+
+(the entry point, `pipeline/distributed_run.py`, plans one pipeline run and calls `train_ddp` here)
 
 What stays the same as one process (so a run is the same training, only faster):
 - `recipe.batch_size` is the GLOBAL batch. Every iteration takes the same seeded epoch order and the
@@ -18,10 +20,8 @@ sums run in another order (results agree to float tolerance, not bit for bit).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,7 +33,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from fgnet_core import checkpoints
 from fgnet_core.evaluation.predict_set import SetPredictions, predict_dataset
 from fgnet_core.models.fgnet import FGNet
 from fgnet_core.training.loop import OneProcess, TrainResult, train
@@ -273,84 +272,3 @@ def train_ddp(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path,
     the same computation as `loop.train`. sync_batchnorm: 'auto' (SyncBatchNorm on CUDA, cross-rank on
     CPU), 'torch', 'cross_rank' or 'none' (per-rank statistics). Other arguments: those of `loop.train`."""
     return train(model, train_set, recipe, out_dir, dataset, ranks=DDPRanks(env, sync_batchnorm), **kwargs)
-
-
-# ----------------------------------------------------------------------------
-# Entry point: one pipeline run (dataset x fold x protocol) on all ranks
-
-
-def ddp_train_run(params: dict, dataset: str, fold: int, protocol: str, env: DistEnv, *, size: int | None = None,
-                  seed: int | None = None, fast: dict | None = None, log=print, lay=None):
-    """`pipeline.runs.train_run` with the training sharded over ranks; rank 0 scores the test set and records the
-    run where the pipeline's training stages keep it (`Layout.run_dir_of`), so a stage finds it finished.
-    Returns the RunOutput on rank 0 (None elsewhere). seed: default the first of params.yaml `seeds`.
-    lay: the pipeline Layout (default: this repository's)."""
-    from fgnet_core.models.fast import make_fast_from_params
-    from fgnet_core.pipeline import runs, sweep
-    from fgnet_core.pipeline.config import RunSpec, canonical_dataset, layout, recipe_for
-
-    spec = RunSpec(canonical_dataset(dataset), int(fold), protocol, int(params["seeds"][0] if seed is None else seed),
-                   int(size or 0), params["backbone"])
-    params = sweep.run_params(params, spec)
-    lay = lay or layout(params)
-    recipe = recipe_for(params)
-    plan = runs.plan_run(params, lay, dataset, fold, protocol, size)
-    run_dir = lay.run_dir_of(spec)
-    lines: list[str] = []
-
-    def log_both(line: str) -> None:
-        lines.append(line)
-        log(line)
-
-    if env.is_main:
-        log_both(f"{spec.name}: {len(plan.train_set)} training frames on {env.world_size} ranks (global batch "
-                 f"{recipe.batch_size}), selecting on {plan.select_split} ({len(plan.selection_set)} frames), "
-                 f"preset {params['preset']}")
-    model = runs.build_model(params, lay)
-    if fast is not None:
-        model = make_fast_from_params(model, fast)
-    result = train_ddp(model, plan.train_set, recipe, run_dir, plan.dataset, env=env,
-                       selection_set=plan.selection_set, eval_sets=plan.eval_sets, log=log_both,
-                       run_params=plan.run_params)
-    best, _ = checkpoints.load_training_checkpoint(result.best_path)
-    preds = predict_sharded(best.to(env.device), plan.test_set, recipe.eval_batch_size, env, amp=recipe.amp)
-    if not env.is_main:
-        return None
-    out = runs.score_run(spec.name, run_dir, preds, plan.dataset, fold, protocol, result,
-                         len(plan.train_set), world_size=env.world_size)
-    sweep.record_run(run_dir, spec, out.metrics, lines)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fgnet_core.training.distributed",
-                                 description="one training run over all torchrun ranks (DDP)")
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--fold", type=int, required=True)
-    ap.add_argument("--protocol", default="faithful")
-    ap.add_argument("--size", type=int, default=None, help="train on the train_<size> subset prepare wrote")
-    ap.add_argument("--seed", type=int, default=None, help="the run's seed (default: the first of params.yaml seeds)")
-    ap.add_argument("--params", type=Path, default=None, help="params.yaml (default: the repository's)")
-    ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
-    ap.add_argument("--fast", action="store_true", help="run the fast path (models/fast.py)")
-    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="fast path precision")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the fast path")
-    args = ap.parse_args(argv)
-
-    from fgnet_core.pipeline.config import load_params
-
-    env = init_from_env(args.device)
-    try:
-        params = load_params(args.params)
-        fast = {"precision": args.precision, "compile": args.compile} if args.fast else None
-        out = ddp_train_run(params, args.dataset, args.fold, args.protocol, env, size=args.size, seed=args.seed,
-                            fast=fast)
-        if out is not None:
-            print(out.metrics)
-    finally:
-        cleanup()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

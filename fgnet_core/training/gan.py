@@ -191,7 +191,8 @@ def train_gan(G: StyleGAN2Generator, D: Discriminator, faces: torch.Tensor, reci
     steps = range(step, recipe.steps)
     for k in (progress(steps, desc="GAN") if progress else steps):
         gen = step_generator(recipe.seed, k)
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=step_generator(recipe.seed, k, 1))))  # noise inputs
+        # the generator's noise inputs draw from the global generator: seed it per step
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=step_generator(recipe.seed, k, 1))))
         G.train()
         # discriminator step (with lazy R1 every r1_every steps)
         with torch.no_grad():

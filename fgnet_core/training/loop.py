@@ -11,7 +11,6 @@ message; `last.pt` then still holds the last good state.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -24,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from fgnet_core import checkpoints
+from fgnet_core.atomic import write_csv_rows, write_text
 from fgnet_core.data.au_tables import DATASET_AUS, canonical_dataset, n_aus
 from fgnet_core.evaluation.metrics import dataset_f1
 from fgnet_core.evaluation.predict_set import predict_dataset
@@ -154,9 +154,11 @@ def train(model: FGNet, train_set, recipe: TrainRecipe, out_dir: str | Path, dat
         raise ValueError(f"recipe heatmap_size {recipe.heatmap_size} differs from the model's "
                          f"{model.preset.heatmap_size}")
     if model.interpreter.out_channels < n_aus(dataset):
-        raise ValueError(f"the model has {model.interpreter.out_channels} output channels, {dataset} needs {n_aus(dataset)}")
+        raise ValueError(f"the model has {model.interpreter.out_channels} output channels, "
+                         f"{dataset} needs {n_aus(dataset)}")
     if recipe.batch_size < ranks.world_size:
-        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; it must be >= the {ranks.world_size} ranks")
+        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; "
+                         f"it must be >= the {ranks.world_size} ranks")
     signature = {"recipe": recipe.to_dict(), "dataset": dataset, "n_train": len(train_set),
                  "preset": model.preset.to_dict(), **(run_params or {})}
     eval_sets = dict(eval_sets or {})
@@ -264,14 +266,8 @@ def write_history(out_dir: Path, history: list[dict]) -> None:
     """Per-epoch curves as CSV (for DVC plots) and JSON."""
     if not history:
         return
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    tmp = out_dir / ".history.csv.tmp"
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(out_dir / "history.csv")
-    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    write_csv_rows(out_dir / "history.csv", history)
+    write_text(out_dir / "history.json", json.dumps(history, indent=2))
 
 
 def _jsonable(obj):
@@ -279,5 +275,5 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "au_balance_weights", "au_prevalence", "trainable_parameters", "write_history",
-           "DATASET_AUS"]
+__all__ = ["train", "OneProcess", "TrainResult", "TrainingDiverged", "heatmap_loss", "au_balance_weights",
+           "au_prevalence", "trainable_parameters", "write_history", "DATASET_AUS"]

@@ -5,8 +5,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from fgnet_core.atomic import part_path
 from fgnet_core.weights.download import (
-    DownloadError, OfflineError, fetch_gdrive, fetch_url, part_path, place, read_record, sha256_of, write_record,
+    DownloadError, OfflineError, fetch_gdrive, fetch_url, place, read_record, sha256_of, write_record,
 )
 from fgnet_core.weights.registry import WeightFile
 from fgnet_core.weights.verify import verify_file

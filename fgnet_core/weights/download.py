@@ -1,21 +1,22 @@
 """Downloading the weights: resumable, placed atomically, sizes and SHA-256 recorded on first download.
 
-Bytes go to a hidden `.<name>.part` beside the destination; an interrupted transfer keeps it and the next
-run asks the server for the rest (HTTP Range). The file is renamed into place only once complete (and
-matching the published or recorded size / hash), so a file at its path is always whole. Google Drive links
-go through `gdown` (which resumes too); a `base_url` mirror or a direct URL uses plain HTTP(S).
-`OfflineError` means the source could not be reached at all (no network, DNS, refused).
+Bytes stream into a hidden `.<name>.part` beside the destination (`fgnet_core.atomic.part_path`); an
+interrupted transfer keeps it and the next run asks the server for the rest (HTTP Range). The file is renamed
+into place only once complete (and matching the published or recorded size / hash), so a file at its path is
+always whole. Google Drive links go through `gdown` (which resumes too); a `base_url` mirror or a direct URL
+uses plain HTTP(S). `OfflineError` means the source could not be reached at all (no network, DNS, refused).
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
 import json
-import os
 import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from fgnet_core.atomic import part_path, publish, write_text
 
 CHUNK = 1 << 20
 RECORD_NAME = "weights-record.json"  # in the checkpoints folder: {path relative to root: {size, sha256, source}}
@@ -27,10 +28,6 @@ class DownloadError(Exception):
 
 class OfflineError(DownloadError):
     """The source could not be reached at all."""
-
-
-def part_path(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.part")
 
 
 def sha256_of(path: Path) -> str:
@@ -131,11 +128,7 @@ def read_record(root: Path) -> dict:
 
 
 def write_record(root: Path, record: dict) -> None:
-    path = record_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(record_path(root), json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def place(part: Path, dest: Path, *, size: int | None, sha256: str | None) -> tuple[int, str]:
@@ -149,5 +142,5 @@ def place(part: Path, dest: Path, *, size: int | None, sha256: str | None) -> tu
         raise DownloadError(f"{dest}: SHA-256 {got_sha[:12]}... differs from the expected {sha256[:12]}...; "
                             "removed, rerun to fetch again")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(part, dest)
+    publish(part, dest)
     return got_size, got_sha

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from fgnet_core.paths import REPO_ROOT
+from fgnet_core.pipeline.config import ParamsError, load_params
 
 FORMATS_DIR = Path(__file__).resolve().parent / "formats"
 TARGETS = ("official", "bp4d", "disfa")  # the preset that trains from the official weights; the two models
@@ -69,11 +70,9 @@ OFFICIAL_FILES: tuple[WeightFile, ...] = (
 def _configured_paths(root: Path) -> dict[str, str]:
     """StyleGAN2 / pSp paths as params.yaml `paths.checkpoints` names them (the pipeline reads them there)."""
     try:
-        from fgnet_core.pipeline.config import ParamsError, load_params
-
         names = load_params(root / "params.yaml")["paths"]["checkpoints"]
         return {k: str(v) for k, v in names.items() if k in ("stylegan", "encoder")}
-    except (ParamsError, KeyError, TypeError, ImportError, OSError):
+    except (ParamsError, KeyError, TypeError, OSError):
         return {}
 
 

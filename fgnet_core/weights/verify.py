@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from fgnet_core.checkpoints import CheckpointError, read_checkpoint
+
 MAX_PROBLEMS = 8  # per file: the first few say enough
 
 
@@ -70,8 +72,6 @@ def check_against_manifest(obj: Any, manifest: dict, finite: bool = True) -> lis
 
 def verify_file(path: str | Path, manifest: dict) -> list[str]:
     """Problems of one file against its format (not there, unreadable, wrong keys / shapes / dtypes, NaN)."""
-    from fgnet_core.checkpoints import CheckpointError, read_checkpoint
-
     path = Path(path)
     if not path.is_file():
         return ["not found"]

@@ -91,14 +91,14 @@ def test_colour_jitter_is_reproducible_and_off_by_default(corpus):
 def test_detection_fallback_when_landmarks_are_not_stored(corpus, monkeypatch):
     root, csv, labels = corpus
     calls = []
-    fake = types.ModuleType("fgnet_core.data.align")
+    fake = types.ModuleType("fgnet_core.data.face_detect")
 
     def detect_landmarks(image_rgb):
         calls.append(image_rgb.shape)
         return _landmarks(2)
 
     fake.detect_landmarks = detect_landmarks
-    monkeypatch.setitem(sys.modules, "fgnet_core.data.align", fake)
+    monkeypatch.setitem(sys.modules, "fgnet_core.data.face_detect", fake)
     ds = AUDataset(csv, root, "DISFA")
     item = ds[2]
     assert calls == [(256, 256, 3)]

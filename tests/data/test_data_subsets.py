@@ -86,10 +86,10 @@ def test_demo_subsets_are_nested_and_seeded_on_every_fold(tmp_path):
 
 
 def test_a_subset_run_trains_on_the_file_prepare_wrote(tmp_path):
-    from fgnet_core.pipeline.config import Layout, load_params
+    from fgnet_core.pipeline.config import Layout, load_config
     from fgnet_core.pipeline.runs import plan_run
 
-    params = load_params()
+    params = load_config()
     lay = Layout(tmp_path, params)
     subjects = ["F001", "F003", "F004"]
     table = _table("BP4D", [f"BP4D/aligned_images/{s}/T1/{n:05d}.jpg" for s in subjects for n in range(1, 21)])

@@ -4,7 +4,7 @@ BP4D and DISFA are licensed and never shipped. The demo corpus stands in for the
 ingestion, alignment, training and evaluation code runs end to end: real subject IDs from the official 3-fold
 split, raw file layouts (BP4D frame folders + AU_OCC CSVs with 9 = not coded and label rows without images;
 DISFA MJPG videos + per-AU intensity files), AU vectors that follow the real prevalence and co-occurrence
-(`demo_au_stats`), and the renderer's true 68 landmarks for measuring the landmark detector.
+(`au_stats`), and the renderer's true 68 landmarks for measuring the landmark detector.
 Deterministic: the same seed and library versions give the same bytes.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fgnet_core.data import demo_au_stats
+from fgnet_core.democorpus import au_stats
 from fgnet_core.data.folds import TEST_SUBJECTS, bp4d_rel, disfa_rel
-from fgnet_core.data.synthetic_domain import DOMAINS, render_frame
-from fgnet_core.data.synthetic_face import RENDERED_AUS, Identity, Pose, sample_identity
+from fgnet_core.democorpus.domain import DOMAINS, render_frame
+from fgnet_core.democorpus.face import RENDERED_AUS, Identity, Pose, sample_identity
 
 __all__ = [
     "RAW_AUS", "demo_subjects", "subject_rng", "au_sequence", "SubjectPlan", "plan_subject",
@@ -69,16 +69,16 @@ def subject_rng(seed: int, dataset: str, subject: str, stream: int = 0) -> np.ra
 
 
 def au_sequence(dataset: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Occurrence [n, A] (0/1, columns = demo_au_stats.AUS[dataset]) of one continuous sequence.
+    """Occurrence [n, A] (0/1, columns = au_stats.AUS[dataset]) of one continuous sequence.
 
     A latent "expression prototype" persists over frames and switches now and then; each AU is redrawn from
     its prototype's on-probability at a rate set by its real mean run length. The chain's stationary law is the
-    prototype mixture, so marginals and co-occurrence follow demo_au_stats.
+    prototype mixture, so marginals and co-occurrence follow au_stats.
     """
-    weights = np.array([w for w, _ in demo_au_stats.PROTOTYPES[dataset]])
-    probs = np.array([p for _, p in demo_au_stats.PROTOTYPES[dataset]])          # [K, A]
+    weights = np.array([w for w, _ in au_stats.PROTOTYPES[dataset]])
+    probs = np.array([p for _, p in au_stats.PROTOTYPES[dataset]])          # [K, A]
     weights = weights / weights.sum()
-    redraw = np.minimum(1.0, _STRIDE[dataset] / np.array(demo_au_stats.MEAN_RUN[dataset]))  # [A]
+    redraw = np.minimum(1.0, _STRIDE[dataset] / np.array(au_stats.MEAN_RUN[dataset]))  # [A]
     occ = np.zeros((n, probs.shape[1]), np.int8)
     z = rng.choice(len(weights), p=weights)
     state = rng.random(probs.shape[1]) < probs[z]
@@ -169,7 +169,7 @@ def _strengths(dataset: str, levels: np.ndarray, n: int, rng: np.random.Generato
                extra: dict[int, np.ndarray]) -> np.ndarray:
     """Drawing strength per RENDERED_AUS column from labelled levels, nominal AUs and nuisance AUs.  # [n, 15]"""
     out = np.zeros((n, len(RENDERED_AUS)), np.float32)
-    aus = demo_au_stats.AUS[dataset]
+    aus = au_stats.AUS[dataset]
     for j, au in enumerate(aus):
         col = levels[:, j]
         out[:, RENDERED_AUS.index(au)] = _DISFA_STRENGTH[col.astype(int)] if dataset == "DISFA" else col
@@ -206,7 +206,7 @@ def plan_subject(dataset: str, subject: str, fold: int, seed: int, frames_per_su
         extra = {au: _levels(_persistent_bernoulli(n, p, rng)[:, None], rng, True)[:, 0]
                  for au, p in _NOMINAL_PREVALENCE["DISFA"].items()}
         labels = np.zeros((n, len(raw)), np.int16)
-        for j, au in enumerate(demo_au_stats.AUS[dataset]):
+        for j, au in enumerate(au_stats.AUS[dataset]):
             labels[:, raw.index(au)] = levels[:, j]
         for au, col in extra.items():
             labels[:, raw.index(au)] = col
@@ -230,7 +230,7 @@ def plan_subject(dataset: str, subject: str, fold: int, seed: int, frames_per_su
         occ = au_sequence(dataset, n_rows, rng)
         levels = _levels(occ, rng, disfa=False)
         labels = np.zeros((n_rows, len(raw)), np.int16)
-        cols = [raw.index(au) for au in demo_au_stats.AUS[dataset]]
+        cols = [raw.index(au) for au in au_stats.AUS[dataset]]
         labels[:, cols] = occ
         uncoded = [int(rng.integers(n_rows))] if k == 0 or rng.random() < 0.2 else []
         for r in uncoded:

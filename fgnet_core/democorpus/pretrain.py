@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -23,10 +22,11 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from fgnet_core.atomic import write_bytes
 from fgnet_core.data.ffhq_geometry import apply_affine, ffhq_quad, invert_affine, quad_matrix
-from fgnet_core.data.synthetic_domain import _backdrop_cached
-from fgnet_core.data.synthetic_face import RENDERED_AUS, Identity, Pose, pose_face, sample_identity
-from fgnet_core.data.synthetic_render import render_face
+from fgnet_core.democorpus.domain import _backdrop_cached
+from fgnet_core.democorpus.face import RENDERED_AUS, Identity, Pose, pose_face, sample_identity
+from fgnet_core.democorpus.render import render_face
 
 __all__ = [
     "CameraStyle", "CAMERA_STYLES", "DEFAULT_STYLES", "POSE_RANGE", "pretrain_identity",
@@ -55,7 +55,7 @@ class CameraStyle:
     mono: bool = False                # near-infrared grey: red-heavy channel mix, colour dropped
 
 
-# Studio and lab take the labelled domains' looks (synthetic_domain: tints, contrast, backdrops); the others are
+# Studio and lab take the labelled domains' looks (`domain`: tints, contrast, backdrops); the others are
 # looks neither labelled domain has.
 CAMERA_STYLES: dict[str, CameraStyle] = {
     "studio": CameraStyle("studio", ("studio",), (0.92, 1.08), (1.0, 1.0), (1.0, 1.0),
@@ -242,12 +242,6 @@ def _render_chunk(job: tuple) -> tuple[int, np.ndarray, list[dict]]:
 INDEX_COLUMNS = ("index", "identity", "style", "sex", "yaw", "pitch", "roll", "glasses", "n_aus_on")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _sample_grid(faces: np.ndarray, metas: list[dict], styles: Sequence[str], side: int = 8) -> np.ndarray:
     """side x side grid of the first faces of each style, one style after another.  # [side*S, side*S, 3]"""
     per_style = max(1, side * side // len(styles))
@@ -316,14 +310,14 @@ def generate_pretrain_corpus(out_dir: str | Path, n: int, seed: int = 0, size: i
     if save_faces:
         buf = io.BytesIO()
         np.save(buf, faces)
-        _write_atomic(out / "faces.npy", buf.getvalue())
+        write_bytes(out / "faces.npy", buf.getvalue())
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=INDEX_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(metas)
-    _write_atomic(out / "index.csv", text.getvalue().encode())
+    write_bytes(out / "index.csv", text.getvalue().encode())
     ok, png = cv2.imencode(".png", _sample_grid(faces, metas, styles)[..., ::-1])
-    _write_atomic(out / "samples.png", png.tobytes())
+    write_bytes(out / "samples.png", png.tobytes())
     return {"faces": n, "identities": len({m["identity"] for m in metas}), "seed": seed, "size": size,
             "styles": {s: sum(m["style"] == s for m in metas) for s in styles},
             "seconds": round(seconds, 2), "faces_per_second": round(n / max(seconds, 1e-9), 1),

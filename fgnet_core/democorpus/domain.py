@@ -13,8 +13,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from fgnet_core.data.synthetic_face import Identity, Pose, pose_face
-from fgnet_core.data.synthetic_render import render_face
+from fgnet_core.democorpus.face import Identity, Pose, pose_face
+from fgnet_core.democorpus.render import render_face
 
 __all__ = ["Domain", "DOMAINS", "render_frame"]
 

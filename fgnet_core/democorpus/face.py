@@ -257,7 +257,7 @@ def _hairline(rng: np.random.Generator, style: str) -> np.ndarray:
 def identity_points(rng: np.random.Generator, sex: str, hair_style: str) -> tuple[np.ndarray, dict[str, slice]]:
     """Neutral face-unit points of one person: 68 landmarks plus outlines.  # [68 + E, 3]"""
     p = TEMPLATE_68.copy()
-    x, y = p[:, 0], p[:, 1]
+    y = p[:, 1]
     # Local proportions (centred coordinates; eyes near y = -0.3, mouth near y = 0.28).
     eyes = {0: np.arange(36, 42), 1: np.arange(42, 48)}
     eye_scale = rng.normal(1.0, 0.07)
