@@ -198,3 +198,16 @@ def test_fetch_url_offline_is_an_offline_error(tmp_path):
 
     with pytest.raises(OfflineError):
         fetch_url(f"http://127.0.0.1:{closed}/x.pt", tmp_path / "x.pt", timeout=5)
+
+
+def test_files_follow_the_official_paths_params_yaml_names(tmp_path):
+    import yaml
+
+    from fgnet_core.paths import REPO_ROOT
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["paths"]["checkpoints"]["official"]["stylegan"] = "elsewhere/g.pt"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    chosen = {f.key: path for f, path in files_for("official", tmp_path)}
+    assert chosen["stylegan2"] == tmp_path / "elsewhere/g.pt"
+    assert chosen["encoder"] == tmp_path / params["paths"]["checkpoints"]["official"]["encoder"]

@@ -68,9 +68,10 @@ OFFICIAL_FILES: tuple[WeightFile, ...] = (
 
 
 def _configured_paths(root: Path) -> dict[str, str]:
-    """StyleGAN2 / pSp paths as params.yaml `paths.checkpoints` names them (the pipeline reads them there)."""
+    """StyleGAN2 / pSp paths as params.yaml `paths.checkpoints.official` names them (the pipeline reads them
+    there)."""
     try:
-        names = load_params(root / "params.yaml")["paths"]["checkpoints"]
+        names = load_params(root / "params.yaml")["paths"]["checkpoints"]["official"]
         return {k: str(v) for k, v in names.items() if k in ("stylegan", "encoder")}
     except (ParamsError, KeyError, TypeError, OSError):
         return {}
