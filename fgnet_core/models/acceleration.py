@@ -97,20 +97,25 @@ class CudaGraphRunner:
         if example.device.type != "cuda":
             raise RuntimeError("CudaGraphRunner needs a CUDA input")
         fast = getattr(net, "fast", None)  # the model's FastMode (shared by its layers), None for the reference
-        if fast is not None:
-            fast.settings = replace(fast.settings, cache_weights=frozen_weights)
+        settings = fast.settings if fast is not None else None
+        if fast is not None:  # only while warming up and capturing: replays run no Python
+            fast.settings = replace(settings, cache_weights=frozen_weights)
             fast.cache.clear()
         self.net = net.eval()
         self.static_in = example.clone()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.no_grad(), torch.cuda.stream(stream):
-            for _ in range(warmup):  # also fills the weight cache outside the graph
-                self.net(self.static_in)
-        torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(self.graph):
-            self.static_out = self.net(self.static_in)
+        try:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.no_grad(), torch.cuda.stream(stream):
+                for _ in range(warmup):  # also fills the weight cache outside the graph
+                    self.net(self.static_in)
+            torch.cuda.current_stream().wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.no_grad(), torch.cuda.graph(self.graph):
+                self.static_out = self.net(self.static_in)
+        finally:
+            if fast is not None:  # the model's own settings again for its eager calls
+                fast.settings = settings
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         self.static_in.copy_(images)

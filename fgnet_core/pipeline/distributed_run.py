@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from fgnet_core import checkpoints
-from fgnet_core.models import make_fast_from_params
+from fgnet_core.config.schema import PRECISIONS
 from fgnet_core.pipeline import runs, sweep
 from fgnet_core.pipeline.config import Config, RunSpec, canonical_dataset, layout, load_config
 from fgnet_core.training.distributed import DistEnv, cleanup, init_from_env, predict_sharded, train_ddp
@@ -28,6 +28,8 @@ def ddp_train_run(config: Config, dataset: str, fold: int, protocol: str, env: D
     spec = RunSpec(canonical_dataset(dataset), int(fold), protocol, int(config.seeds[0] if seed is None else seed),
                    int(size or 0), config.backbone)
     config = sweep.run_config(config, spec)
+    if fast is not None:  # the command line's fast path in place of params.yaml's (build_model applies it)
+        config = config.derive(fast=config.fast.derive(enabled=True, **fast))
     lay = lay or layout(config)
     recipe = config.recipe
     plan = runs.plan_run(config, lay, dataset, fold, protocol, size)
@@ -43,8 +45,6 @@ def ddp_train_run(config: Config, dataset: str, fold: int, protocol: str, env: D
                  f"{recipe.batch_size}), selecting on {plan.select_split} ({len(plan.selection_set)} frames), "
                  f"preset {config.preset}")
     model = runs.build_model(config, lay)
-    if fast is not None:
-        model = make_fast_from_params(model, fast)
     result = train_ddp(model, plan.train_set, recipe, run_dir, plan.dataset, env=env,
                        selection_set=plan.selection_set, eval_sets=plan.eval_sets, log=log_both,
                        run_params=plan.run_params)
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", type=Path, default=None, help="params.yaml (default: the repository's)")
     ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
     ap.add_argument("--fast", action="store_true", help="run the fast mode (models/modes.py)")
-    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="fast path precision")
+    ap.add_argument("--precision", default="bf16", choices=list(PRECISIONS), help="fast path precision")
     ap.add_argument("--compile", action="store_true", help="torch.compile the fast path")
     args = ap.parse_args(argv)
 
