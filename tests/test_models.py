@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from fgnet_core.models import FGNet, GradualStyleEncoder, PSPEncoder, PyramidInterpreter, StyleGAN2Generator
-from fgnet_core.models.fgnet import heatmaps_to_presence
+from fgnet_core.data.heatmaps import heatmaps_to_aus
 from fgnet_core.models.stylegan2_layers import ModulatedConv2d
 from fgnet_core.presets import PRESETS, get_preset
 
@@ -180,7 +180,7 @@ def test_predict_is_clamped_mean_above_zero():
     heat[0, 1, 0, 0] = -40.0  # a single huge negative: clamped to -1, mean -1/16 -> absent
     heat[0, 1, 1:, :] = 0.1  # 12 pixels at 0.1 -> without the clamp the mean would be negative too
     heat[0, 2] = -0.1
-    assert heatmaps_to_presence(heat).tolist() == [[1, 1, 0]]
+    assert heatmaps_to_aus(heat).tolist() == [[1, 1, 0]]
 
 
 def test_predict_slices_dataset_channels():

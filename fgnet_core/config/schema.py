@@ -6,14 +6,13 @@ recipes). Per-corpus settings stay mappings of corpus setting -> value; `Config`
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fgnet_core.config.checks import (
     ConfigError, boolean, choice, integer, list_of, mapping_of, number, one_or_per_corpus, optional, text,
 )
 from fgnet_core.config.section import Section, entry, section
-from fgnet_core.config.train import Train, recipe_values
+from fgnet_core.config.train import Train, named_recipes
 from fgnet_core.data.au_tables import DATASETS, canonical_dataset
 from fgnet_core.data.folds import FOLDS
 from fgnet_core.presets import PRESETS
@@ -24,7 +23,7 @@ BACKBONES = ("pretrained", "scratch")  # the preset's pretrained StyleGAN2 + pSp
 CROSS_DOMAIN_FOLDS = ("first", "all")  # the fold-0 models on the other corpus's fold-0 test set (official) / every fold
 SUBSET_SOURCES = ("official", "seeded")  # FG-Net's train_N lists / nested seeded samples
 PADDINGS = ("reflect", "edge", "constant", "none")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("bf16", "fp32")  # the fast mode's (models.modes maps them to dtypes)
 
 SEEDS = list_of(integer(minimum=0), "integers >= 0")
 SIZES = list_of(integer(minimum=1), "integers >= 1")
@@ -142,16 +141,11 @@ class Fast(Section):
 
 def _attempts(key, value) -> dict:
     """`compare.attempts`: name -> recipe fields (as `train:` takes them) that an attempt changes."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{key} must be a mapping of attempt name -> recipe fields, got {value!r}")
-    out = {}
-    for name, recipe in value.items():
-        out[str(name)] = recipe_values(recipe, f"{key}.{name}")
-        if not out[str(name)]:
-            raise ConfigError(f"{key}.{name} must change at least one recipe field, got {recipe!r}")
-    return out
+    attempts = named_recipes(value, key, "attempt name")
+    for name, recipe in attempts.items():
+        if not recipe:
+            raise ConfigError(f"{key}.{name} must change at least one recipe field, got {value[name]!r}")
+    return attempts
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,15 @@ def recipe_values(value, key: str) -> dict:
     return out
 
 
+def named_recipes(value, key: str, what: str) -> dict[str, dict]:
+    """A mapping of name (preset, attempt) -> recipe fields, each checked; None: no entries."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping of {what} -> recipe fields, got {value!r}")
+    return {str(name): recipe_values(r, f"{key}.{name}") for name, r in value.items()}
+
+
 @dataclass(frozen=True)
 class Train:
     """The `train` block, checked: each preset's recipe fields and the top-level overrides."""
@@ -63,12 +72,7 @@ class Train:
     def parse(cls, value, key: str = "train") -> "Train":
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key} must be a mapping (recipe overrides and `recipes`), got {value!r}")
-        recipes = value.get("recipes")
-        if recipes is None:
-            recipes = {}
-        if not isinstance(recipes, Mapping):
-            raise ConfigError(f"{key}.recipes must be a mapping of preset -> recipe, got {recipes!r}")
-        parsed = {str(name): recipe_values(r, f"{key}.recipes.{name}") for name, r in recipes.items()}
+        parsed = named_recipes(value.get("recipes"), f"{key}.recipes", "preset")
         overrides = recipe_values({k: v for k, v in value.items() if k != "recipes"}, key)
         return cls(parsed, overrides)
 

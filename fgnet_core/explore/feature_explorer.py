@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fgnet_core.data.image_tensors import to_model_range
+from fgnet_core.data.heatmaps import heatmap_scores
+from fgnet_core.data.image_tensors import to_model_range, to_uint8
 from fgnet_core.evaluation.features import pca_rgb  # noqa: F401 (re-exported for the notebook)
 from fgnet_core.explore import plots
 
@@ -37,11 +38,6 @@ class Pyramid:
         return [f"level {k} ({self.maps[i].shape[1]}px)" for k, i in enumerate(self.levels)]
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in [-1, 1] -> [H, W, 3] uint8."""
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
 @torch.no_grad()
 def feature_pyramid(loaded, image: np.ndarray) -> Pyramid:
     """Aligned face [256, 256, 3] uint8 -> the model's view of it (one forward pass through every stage)."""
@@ -52,8 +48,8 @@ def feature_pyramid(loaded, image: np.ndarray) -> Pyramid:
     levels = [feats[i] for i in net.feature_layers]
     heat, states = net.interpreter(levels, return_levels=True)  # [1, C_out, S, S]
     heat = heat[:, : loaded.n_aus]
-    return Pyramid(image, _to_uint8(recon[0]), [f[0].float().cpu().numpy() for f in feats], list(net.feature_layers),
-                   heat[0].cpu().numpy(), heat.clamp(-1, 1).mean(dim=(2, 3))[0].cpu().numpy(),
+    return Pyramid(image, to_uint8(recon)[0], [f[0].float().cpu().numpy() for f in feats], list(net.feature_layers),
+                   heat[0].cpu().numpy(), heatmap_scores(heat)[0].cpu().numpy(),
                    [s[0].float().cpu().numpy() for s in states])
 
 
@@ -85,7 +81,7 @@ def level_ablation(loaded, pyramid: Pyramid) -> tuple[pd.DataFrame, list[np.ndar
         inputs = [torch.zeros_like(f) if j == k else f for j, f in enumerate(levels)]
         heat = net.interpreter(inputs)[0, : loaded.n_aus].cpu()  # [n_aus, S, S]
         ablated.append(heat.numpy())
-        deltas.append(heat.clamp(-1, 1).mean(dim=(1, 2)).numpy() - pyramid.scores)
+        deltas.append(heatmap_scores(heat).numpy() - pyramid.scores)
     table = pd.DataFrame(np.array(deltas), index=pyramid.level_names(), columns=loaded.au_labels)
     return table, ablated
 

@@ -13,17 +13,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from fgnet_core.data.au_tables import n_aus
+from fgnet_core.data.heatmaps import heatmaps_to_aus
 from fgnet_core.models.acceleration import compile_body, no_autocast, store_channels_last, store_contiguous
 from fgnet_core.models.interpreter import PyramidInterpreter
 from fgnet_core.models.modes import FastMode, FastSettings, set_mode
 from fgnet_core.models.psp_encoder import GradualStyleEncoder, PSPEncoder, n_styles_for
 from fgnet_core.models.stylegan2 import StyleGAN2Generator
 from fgnet_core.presets import ModelPreset, get_preset
-
-
-def heatmaps_to_presence(heatmaps: torch.Tensor) -> torch.Tensor:
-    """[B, C, S, S] raw heatmaps -> int [B, C]: present when the clamped map's mean is > 0."""
-    return (heatmaps.clamp(-1.0, 1.0).mean(dim=(2, 3)) > 0).int()
 
 
 class FGNet(nn.Module):
@@ -134,7 +130,7 @@ class FGNet(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor, dataset: str = "BP4D") -> torch.Tensor:
         """int [B, n_aus(dataset)]: the dataset's AUs in label-column order."""
-        return heatmaps_to_presence(self(images))[:, : n_aus(dataset)]
+        return heatmaps_to_aus(self(images))[:, : n_aus(dataset)]
 
 
 # ---------------------------------------------------------------------- entry points

@@ -17,13 +17,12 @@ import pandas as pd
 
 from fgnet_core.atomic import write_json, write_text
 from fgnet_core.pipeline import report_figures as figs
-from fgnet_core.pipeline.config import Config, Layout
+from fgnet_core.pipeline.config import BACKBONES, Config, Layout
 from fgnet_core.pipeline.evaluate import cross_domain_runs, cross_domain_summary, efficiency_curve, spread
 from fgnet_core.pipeline.report import md_table
 from fgnet_core.pipeline.sweep import efficiency_specs, run_sweep, training_specs
 from fgnet_core.pipeline.train_stage import sweep_table
 
-BACKBONES = ("pretrained", "scratch")
 
 
 def comparison_config(config: Config) -> Config:

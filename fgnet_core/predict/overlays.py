@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fgnet_core.data.heatmaps import is_present
+
 TILE = 128          # px per tile side
 LABEL_H = 22        # px of text under each tile
 COLUMNS = 5
@@ -85,7 +87,7 @@ def heatmap_grid(face: np.ndarray, landmarks: np.ndarray | None, heatmaps: np.nd
     if title:
         _text(grid, title, (4, 16), 0.45)
     tiles = [(draw_landmarks(face, landmarks), "aligned face", None)]
-    tiles += [(overlay(face, heatmaps[i]), f"{labels[i]} {scores[i]:+.2f}", bool(scores[i] > 0))
+    tiles += [(overlay(face, heatmaps[i]), f"{labels[i]} {scores[i]:+.2f}", bool(is_present(scores[i])))
               for i in range(len(labels))]
     for k, (tile, text, present) in enumerate(tiles):
         r, c = divmod(k, columns)
@@ -126,14 +128,6 @@ def side_by_side(left: np.ndarray, right: np.ndarray | None, height: int, right_
         rh, rw = min(height, right.shape[0]), min(right_width, right.shape[1])
         panel[:rh, lw:lw + rw] = right[:rh, :rw]
     return panel[: height - height % 2, : panel.shape[1] - panel.shape[1] % 2]
-
-
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write the overlay image")
-    return path
 
 
 class VideoOverlay:

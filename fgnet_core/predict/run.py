@@ -24,6 +24,7 @@ from fgnet_core.data.frame_source import (  # noqa: F401 (re-exported)
     InputError, Source, TruncatedVideo, aligned_frames, collect_sources, frame_estimate, video_frames,
 )
 from fgnet_core.data.heatmaps import is_present
+from fgnet_core.data.image_tensors import save_png
 from fgnet_core.evaluation.predict_set import score_faces
 from fgnet_core.predict import overlays as ov
 from fgnet_core.predict.models import LoadedModel, resolve_model
@@ -90,7 +91,7 @@ class _Runner:
                         png = self.overlays / source.name / f"{item.row['frame']:06d}.png"
                     grid = ov.heatmap_grid(item.face.image, item.face.landmarks, heat[k], labels, s,
                                            title=title)
-                    ov.write_png(png, grid)
+                    save_png(grid, png)
                 k += 1
             if self.video is not None and item.frame is not None:
                 box = None if item.face is None else item.face.box

@@ -31,5 +31,3 @@ class TrainRecipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-OFFICIAL_RECIPE = TrainRecipe()  # the defaults above are the official FG-Net recipe (its one home)
